@@ -1,0 +1,285 @@
+"""The domain model: what crosses the engine socket, as plain dataclasses.
+
+Field names are the snake_case of Seesaw's Go fields; ``schema.py`` maps them to the Go
+names and kinds the wire needs. Durations are ``int`` nanoseconds (Go's
+``time.Duration``); IP addresses are ``bytes`` in the 4- or 16-byte form Go sent
+(``net.IP``), with helpers to read them. Go strings may hold any bytes: they are ``str``
+decoded as UTF-8 with ``surrogateescape``, so ``.encode("utf-8", "surrogateescape")``
+gives Go's bytes back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import pwd
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from seesaw_healthcheck.gob.gotime import GoTime
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+NANOSECOND = 1
+MICROSECOND = 1_000
+MILLISECOND = 1_000_000
+SECOND = 1_000_000_000
+
+
+class State(IntEnum):
+    UNKNOWN = 0
+    UNHEALTHY = 1
+    HEALTHY = 2
+
+    def __str__(self) -> str:
+        return self.name.capitalize()
+
+
+class Mode(IntEnum):
+    """seesaw.HealthcheckMode."""
+
+    PLAIN = 0
+    DSR = 1
+    TUN = 2
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Proto(IntEnum):
+    """seesaw.IPProto (IANA protocol numbers)."""
+
+    ICMP = 1
+    TCP = 6
+    UDP = 17
+    ICMPV6 = 58
+
+
+class AuthType(IntEnum):
+    NONE = 0
+    SSO = 1
+    TRUSTED = 2
+    UNTRUSTED = 3
+
+
+class Component(IntEnum):
+    """seesaw.Component."""
+
+    NONE = 0
+    ENGINE = 1
+    ECU = 2
+    HA = 3
+    HEALTHCHECK = 4
+    LOCAL_CLI = 5
+    NCC = 6
+    REMOTE_CLI = 7
+
+    def __str__(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+def ip_from_bytes(raw: bytes) -> IPAddress:
+    """Read a Go ``net.IP``: 4 bytes, or 16 (an IPv4-mapped one is IPv4, as To4() says)."""
+    if len(raw) == 4:
+        return ipaddress.IPv4Address(raw)
+    if len(raw) == 16:
+        v6 = ipaddress.IPv6Address(raw)
+        return v6.ipv4_mapped or v6
+    raise ValueError(f"invalid IP of {len(raw)} bytes: {raw.hex() or 'empty'}")
+
+
+def ip_to_bytes(ip: str | IPAddress, *, four: bool = False) -> bytes:
+    """A ``net.IP`` as ``net.ParseIP`` makes it (16 bytes), or the To4() form."""
+    addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv4Address):
+        return addr.packed if four else b"\x00" * 10 + b"\xff\xff" + addr.packed
+    return addr.packed
+
+
+@dataclass(slots=True)
+class Target:
+    """healthcheck.Target. In DSR/TUN mode ``ip`` is the VIP, ``host`` the backend."""
+
+    ip: bytes = b""
+    host: bytes = b""
+    mark: int = 0
+    mode: int = Mode.PLAIN
+    port: int = 0
+    proto: int = 0
+
+    @property
+    def address(self) -> IPAddress:
+        return ip_from_bytes(self.ip)
+
+    @property
+    def is_ipv4(self) -> bool:
+        return isinstance(self.address, ipaddress.IPv4Address)
+
+    def addr(self) -> str:
+        """``1.2.3.4:80`` or ``[::1]:80``, as Go's Target.addr()."""
+        a = self.address
+        return f"{a}:{self.port}" if isinstance(a, ipaddress.IPv4Address) else f"[{a}]:{self.port}"
+
+    def __str__(self) -> str:
+        via = ""
+        if self.mode != Mode.PLAIN:
+            host = ip_from_bytes(self.host) if self.host else "<nil>"
+            via = f" (via {host} mark {self.mark})"
+        return f"{self.addr()} {_mode_name(self.mode)}{via}"
+
+
+def _mode_name(mode: int) -> str:
+    try:
+        return Mode(mode).name
+    except ValueError:
+        return "(unknown)"
+
+
+@dataclass(slots=True)
+class TCPChecker:
+    target: Target = field(default_factory=Target)
+    receive: str = ""
+    send: str = ""
+    secure: bool = False
+    tls_verify: bool = False
+
+
+@dataclass(slots=True)
+class HTTPChecker:
+    target: Target = field(default_factory=Target)
+    secure: bool = False
+    tls_verify: bool = False
+    method: str = ""
+    proxy: bool = False
+    request: str = ""
+    response: str = ""
+    response_code: int = 0
+
+
+@dataclass(slots=True)
+class DNSQuestion:
+    """github.com/miekg/dns.Question."""
+
+    name: str = ""
+    qtype: int = 0
+    qclass: int = 0
+
+
+@dataclass(slots=True)
+class DNSChecker:
+    target: Target = field(default_factory=Target)
+    question: DNSQuestion = field(default_factory=DNSQuestion)
+    answer: str = ""
+
+
+@dataclass(slots=True)
+class PingChecker:
+    target: Target = field(default_factory=Target)
+    id: int = 0
+    seqnum: int = 0
+
+
+@dataclass(slots=True)
+class RADIUSChecker:
+    target: Target = field(default_factory=Target)
+    username: str = ""
+    password: str = ""
+    secret: str = ""
+    response: str = ""
+
+
+@dataclass(slots=True)
+class UDPChecker:
+    target: Target = field(default_factory=Target)
+    receive: str = ""
+    send: str = ""
+
+
+Checker = TCPChecker | HTTPChecker | DNSChecker | PingChecker | RADIUSChecker | UDPChecker
+CHECKER_TYPES: tuple[type, ...] = (
+    DNSChecker,
+    HTTPChecker,
+    PingChecker,
+    RADIUSChecker,
+    TCPChecker,
+    UDPChecker,
+)
+
+
+@dataclass(slots=True)
+class Config:
+    """healthcheck.Config. ``interval`` and ``timeout`` are nanoseconds."""
+
+    id: int = 0
+    interval: int = 0
+    timeout: int = 0
+    retries: int = 0
+    checker: Checker | None = None
+
+
+@dataclass(slots=True)
+class Checks:
+    """healthcheck.Checks. ``configs`` is None when the engine sent a nil map."""
+
+    configs: dict[int, Config] | None = None
+
+
+@dataclass(slots=True)
+class Status:
+    last_check: GoTime = field(default_factory=GoTime)
+    duration: int = 0
+    failures: int = 0
+    successes: int = 0
+    state: int = State.UNKNOWN
+    message: str = ""
+
+
+@dataclass(slots=True)
+class Notification:
+    id: int = 0
+    status: Status = field(default_factory=Status)
+
+
+@dataclass(slots=True)
+class Peer:
+    component: int = Component.NONE
+    identity: str = ""
+
+
+@dataclass(slots=True)
+class User:
+    groups: list[str] = field(default_factory=list)
+    uid: str = ""
+    username: str = ""
+
+
+@dataclass(slots=True)
+class Context:
+    """ipc.Context."""
+
+    auth_token: str = ""
+    auth_type: int = AuthType.NONE
+    groups: list[str] = field(default_factory=list)
+    peer: Peer = field(default_factory=Peer)
+    proxy: Peer = field(default_factory=Peer)
+    user: User = field(default_factory=User)
+
+    @classmethod
+    def trusted(cls, component: Component = Component.HEALTHCHECK) -> Context:
+        """ipc.NewTrustedContext: this process's identity, user name and uid."""
+        uid = os.getuid()
+        try:
+            username = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            username = ""
+        return cls(
+            auth_type=AuthType.TRUSTED,
+            peer=Peer(component=component, identity=f"{component} [pid {os.getpid()}]"),
+            user=User(uid=str(uid), username=username),
+        )
+
+
+@dataclass(slots=True)
+class HealthState:
+    ctx: Context | None = None
+    notifications: list[Notification] = field(default_factory=list)
