@@ -1,6 +1,6 @@
 """Seesaw's engine-socket types as gob descriptors: the model (model.py) under Go's names.
 
-Go sends a struct's type name unqualified ("Config") and an unnamed composite type under
+Go sends a struct's type name unqualified ("Target") and an unnamed composite type under
 its Go spelling ("map[healthcheck.Id]*healthcheck.Config"); both are part of the bytes, so
 they are spelled here exactly as Go 1.19 spells them. Named integer types (Id, State,
 HealthcheckMode, ...) travel as plain gob ints and uints; ``time.Duration`` as an int64;
@@ -135,8 +135,10 @@ CHECKER_REGISTRY.register("*healthcheck.RADIUSChecker", RADIUS_CHECKER, model.RA
 CHECKER_REGISTRY.register("*healthcheck.TCPChecker", TCP_CHECKER, model.TCPChecker)
 CHECKER_REGISTRY.register("*healthcheck.UDPChecker", UDP_CHECKER, model.UDPChecker)
 
+# Go names a struct reached through a pointer element of a map or slice with the element's
+# Name(), which is empty for a pointer type: Config and Notification travel nameless.
 CONFIG = Struct(
-    "Config",
+    "",
     [
         Field("Id", Uint(64), "id"),
         Field("Interval", Int(64), "interval"),
@@ -202,7 +204,7 @@ STATUS = Struct(
 )
 
 NOTIFICATION = Struct(
-    "Notification",
+    "",
     [Field("Id", Uint(64), "id"), Field("Status", STATUS, "status")],
     model.Notification,
 )
