@@ -1,0 +1,1 @@
+"""Console scripts: the server, the probe, the engine emulator and the demo."""
