@@ -1,0 +1,601 @@
+"""``seesaw-healthcheck-engine``: a small Seesaw engine emulator for demos, tests and trials.
+
+It serves ``SeesawEngine.Healthchecks`` from a TOML file of checks and records every
+``SeesawEngine.HealthState`` it receives, on a Unix socket speaking Go ``net/rpc`` +
+``encoding/gob`` as the real engine does. Like the real engine it refuses a nil or
+untrusted ``ipc.Context`` ("context is nil", "insufficient access").
+
+The TOML file is re-read when its modification time changes (polled every second) or on
+SIGHUP. A file that does not parse or does not validate is reported with a clear error
+and the last good configuration stays in service.
+
+File format (``examples/demo.toml`` is a commented example)::
+
+    [defaults]                 # optional; applies to every [[check]]
+    interval = "5s"            # Go durations; Seesaw's defaults are 5s / 30s / 0
+    timeout = "30s"
+    retries = 0
+
+    [[check]]
+    name = "web-1"             # optional label (logs, the demo's table); not on the wire
+    id = 1                     # optional; else (pid & 0xFFFF) << 48 counting up, as Seesaw
+    type = "http"              # tcp, tcp_tls, http, https, dns, udp, radius, ping
+    ip = "127.0.0.1"           # target address (in dsr/tun mode: the VIP)
+    port = 8080
+    mode = "plain"             # plain, dsr or tun; dsr/tun want host (the backend) and mark
+    ...per-type fields, see TYPE_FIELDS below
+
+Per-type fields and their defaults follow Seesaw's engine (engine/healthcheck.go):
+tcp/tcp_tls: send, receive, tls_verify; http/https: method ("GET"), request ("/"),
+response, response_code (200), proxy, tls_verify (true); dns: query, query_type ("A"),
+answer; udp: send, receive; radius: username, password, secret, response ("accept");
+ping: none (no port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+import signal
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from seesaw_healthcheck import model
+from seesaw_healthcheck.goduration import format_duration, parse_duration
+
+log = logging.getLogger("seesaw_healthcheck.engine")
+
+DEFAULT_SOCKET = "/var/run/seesaw/engine/engine.sock"
+ERR_CONTEXT = "context is nil"
+ERR_ACCESS = "insufficient access"
+
+COMMON_FIELDS = frozenset(
+    {"id", "name", "type", "ip", "port", "interval", "timeout", "retries", "mode", "host",
+     "mark", "target"}
+)
+TYPE_FIELDS: dict[str, frozenset[str]] = {
+    "tcp": frozenset({"send", "receive"}),
+    "tcp_tls": frozenset({"send", "receive", "tls_verify"}),
+    "http": frozenset({"method", "request", "response", "response_code", "proxy"}),
+    "https": frozenset({"method", "request", "response", "response_code", "proxy", "tls_verify"}),
+    "dns": frozenset({"query", "query_type", "answer"}),
+    "udp": frozenset({"send", "receive"}),
+    "radius": frozenset({"username", "password", "secret", "response"}),
+    "ping": frozenset(),
+}
+TYPE_ALIASES = {"icmp": "ping", "tls": "tcp_tls", "tcptls": "tcp_tls"}
+TOP_LEVEL = frozenset({"check", "defaults", "demo"})  # [demo] belongs to cli/demo.py
+
+# Seesaw's healthcheck.NewConfig defaults.
+DEFAULT_INTERVAL = 5 * model.SECOND
+DEFAULT_TIMEOUT = 30 * model.SECOND
+
+Endpoint = tuple[str, int]
+
+
+class ConfigError(ValueError):
+    """A checks file that cannot be used; the message names the file and the check."""
+
+
+@dataclass(slots=True)
+class CheckEntry:
+    """One configured check: what goes on the wire plus a human label."""
+
+    config: model.Config
+    name: str
+    type: str
+
+
+@dataclass(slots=True)
+class IdAllocator:
+    """Seesaw's engine numbering: ids start at (pid & 0xFFFF) << 48 and count up.
+
+    A check keeps its id across reloads as long as its key (its name, or else its whole
+    table) is unchanged, so the server sees an unchanged check as unchanged.
+    """
+
+    next_id: int = field(default_factory=lambda: (os.getpid() & 0xFFFF) << 48)
+    by_key: dict[str, int] = field(default_factory=dict)
+
+    def id_for(self, key: str) -> int:
+        if key not in self.by_key:
+            self.by_key[key] = self.next_id
+            self.next_id += 1
+        return self.by_key[key]
+
+
+def _duration(value: object, where: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigError(f'{where}: {what} must be a Go duration string like "1s"')
+    if isinstance(value, int):
+        # A bare number is ambiguous (Go would read nanoseconds): refuse it clearly.
+        raise ConfigError(f'{where}: {what} = {value} has no unit; write e.g. "{value}s"')
+    try:
+        ns = parse_duration(value)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {what}: {e}") from None
+    if ns < 0:
+        raise ConfigError(f"{where}: {what} must not be negative")
+    return ns
+
+
+def _int(value: object, where: str, what: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: {what} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{where}: {what} = {value} is out of range {lo}..{hi}")
+    return value
+
+
+def _str(value: object, where: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {what} must be a string, got {value!r}")
+    return value
+
+
+def _bool(value: object, where: str, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {what} must be true or false, got {value!r}")
+    return value
+
+
+def _ip(value: object, where: str, what: str) -> bytes:
+    text = _str(value, where, what)
+    try:
+        return model.ip_to_bytes(text)
+    except ValueError:
+        raise ConfigError(f"{where}: {what} = {text!r} is not an IP address") from None
+
+
+def _dns_type(name: str, where: str) -> int:
+    import dns.rdatatype  # dnspython, a runtime dependency; imported only when needed
+
+    try:
+        return int(dns.rdatatype.from_text(name.upper()))
+    except (dns.rdatatype.UnknownRdatatype, ValueError):
+        raise ConfigError(f"{where}: unknown DNS query_type {name!r}") from None
+
+
+def _build_checker(kind: str, t: Mapping[str, Any], target: model.Target, where: str
+                   ) -> model.Checker:
+    def s(key: str, default: str = "") -> str:
+        return _str(t.get(key, default), where, key)
+
+    def b(key: str, default: bool) -> bool:
+        return _bool(t.get(key, default), where, key)
+
+    if kind in ("tcp", "tcp_tls"):
+        target.proto = model.Proto.TCP
+        secure = kind == "tcp_tls"
+        return model.TCPChecker(target=target, send=s("send"), receive=s("receive"),
+                                secure=secure, tls_verify=secure and b("tls_verify", False))
+    if kind in ("http", "https"):
+        target.proto = model.Proto.TCP
+        secure = kind == "https"
+        return model.HTTPChecker(
+            target=target, secure=secure, tls_verify=b("tls_verify", True),
+            method=s("method", "GET"), proxy=b("proxy", False), request=s("request", "/"),
+            response=s("response"),
+            response_code=_int(t.get("response_code", 200), where, "response_code", 0, 999),
+        )
+    if kind == "dns":
+        target.proto = model.Proto.UDP
+        if "query" not in t:
+            raise ConfigError(f"{where}: a dns check needs query (the name to look up)")
+        question = model.DNSQuestion(name=s("query"), qtype=_dns_type(s("query_type", "A"), where),
+                                     qclass=1)  # class IN
+        return model.DNSChecker(target=target, question=question, answer=s("answer"))
+    if kind == "udp":
+        target.proto = model.Proto.UDP
+        return model.UDPChecker(target=target, send=s("send"), receive=s("receive"))
+    if kind == "radius":
+        target.proto = model.Proto.UDP
+        return model.RADIUSChecker(target=target, username=s("username"),
+                                   password=s("password"), secret=s("secret"),
+                                   response=s("response", "accept"))
+    # ping
+    if target.mode != model.Mode.PLAIN:
+        raise ConfigError(f"{where}: ping checks cannot be used with dsr or tun mode")
+    target.proto = model.Proto.ICMP if target.is_ipv4 else model.Proto.ICMPV6
+    target.port = 0
+    return model.PingChecker(target=target)
+
+
+def _build_entry(t: Mapping[str, Any], where: str, defaults: Mapping[str, Any],
+                 targets: Mapping[str, Endpoint] | None) -> tuple[int | None, CheckEntry]:
+    if not isinstance(t, dict):
+        raise ConfigError(f"{where}: must be a table")
+    raw_type = _str(t.get("type", ""), where, "type").lower()
+    kind = TYPE_ALIASES.get(raw_type, raw_type)
+    if kind not in TYPE_FIELDS:
+        raise ConfigError(
+            f"{where}: type {raw_type!r} is not one of {', '.join(sorted(TYPE_FIELDS))}"
+        )
+    unknown = set(t) - COMMON_FIELDS - TYPE_FIELDS[kind]
+    if unknown:
+        allowed = ", ".join(sorted(COMMON_FIELDS | TYPE_FIELDS[kind]))
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} for a "
+                          f"{kind} check (allowed: {allowed})")
+    name = _str(t.get("name", ""), where, "name")
+    if name:
+        where = f"{where} ({name})"
+
+    if "target" in t:
+        ref = _str(t["target"], where, "target")
+        if targets is None or ref not in targets:
+            raise ConfigError(f"{where}: target {ref!r} is not a known demo target")
+        if "ip" in t or "port" in t:
+            raise ConfigError(f"{where}: give either target or ip/port, not both")
+        ip_text, port = targets[ref]
+    else:
+        if "ip" not in t:
+            raise ConfigError(f"{where}: ip is required")
+        ip_text = _str(t["ip"], where, "ip")
+        port = t.get("port", 0)
+    ip = _ip(ip_text, where, "ip")
+    port = _int(port, where, "port", 0, 65535)
+    if kind != "ping" and port == 0:
+        raise ConfigError(f"{where}: port is required for a {kind} check")
+
+    mode_name = _str(t.get("mode", "plain"), where, "mode").upper()
+    if mode_name not in model.Mode.__members__:
+        raise ConfigError(f"{where}: mode {t['mode']!r} is not one of plain, dsr, tun")
+    mode = model.Mode[mode_name]
+    target = model.Target(ip=ip, port=port, mode=mode)
+    if mode != model.Mode.PLAIN:
+        if "host" not in t:
+            raise ConfigError(f"{where}: {mode_name.lower()} mode needs host (the backend IP)")
+        target.host = _ip(t["host"], where, "host")
+        target.mark = _int(t.get("mark", 0), where, "mark", 0, 2**31 - 1)
+    else:
+        # Plain mode: the backend is the target itself, as Seesaw's engine sets it.
+        target.host = _ip(t["host"], where, "host") if "host" in t else ip
+        target.mark = _int(t.get("mark", 0), where, "mark", 0, 2**31 - 1)
+
+    checker = _build_checker(kind, t, target, where)
+
+    def setting(key: str) -> object:
+        return t[key] if key in t else defaults.get(key)
+
+    interval = setting("interval")
+    timeout = setting("timeout")
+    retries = setting("retries")
+    config = model.Config(
+        interval=DEFAULT_INTERVAL if interval is None else _duration(interval, where, "interval"),
+        timeout=DEFAULT_TIMEOUT if timeout is None else _duration(timeout, where, "timeout"),
+        retries=0 if retries is None else _int(retries, where, "retries", 0, 2**31 - 1),
+        checker=checker,
+    )
+    if config.interval == 0:
+        raise ConfigError(f"{where}: interval must be more than 0")
+    explicit_id = None
+    if "id" in t:
+        explicit_id = _int(t["id"], where, "id", 1, 2**64 - 1)
+    label = name or (f"ping {target.address}" if kind == "ping" else f"{kind} {target.addr()}")
+    return explicit_id, CheckEntry(config=config, name=label, type=kind)
+
+
+def parse_checks(text: str, source: str, *, ids: IdAllocator | None = None,
+                 targets: Mapping[str, Endpoint] | None = None) -> dict[int, CheckEntry]:
+    """The checks a TOML document configures, by id. Raises ``ConfigError``."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    unknown = set(doc) - TOP_LEVEL
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))} "
+                          "(want [defaults] and [[check]] tables)")
+    defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{source}: defaults must be a table")
+    bad = set(defaults) - {"interval", "timeout", "retries"}
+    if bad:
+        raise ConfigError(f"{source}: [defaults] takes interval, timeout and retries only, "
+                          f"not {', '.join(sorted(bad))}")
+    tables = doc.get("check", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{source}: check must be an array of tables: write [[check]]")
+    ids = ids or IdAllocator()
+    built = [_build_entry(t, f"{source}: check #{i + 1}", defaults, targets)
+             for i, t in enumerate(tables)]
+    result: dict[int, CheckEntry] = {}
+    for i, (explicit_id, entry) in enumerate(built):
+        if explicit_id is None:
+            key = f"name:{entry.name}" if tables[i].get("name") else "table:" + json.dumps(
+                tables[i], sort_keys=True, default=str)
+            check_id = ids.id_for(key)
+            while check_id in result:  # a clash with an explicit id: take the next free one
+                check_id = ids.id_for(f"{key}#{check_id}")
+        else:
+            check_id = explicit_id
+            if check_id in result:
+                raise ConfigError(f"{source}: check #{i + 1} ({entry.name}): id {check_id} "
+                                  f"is already used by {result[check_id].name}")
+        entry.config.id = check_id
+        result[check_id] = entry
+    return result
+
+
+def load_checks(path: str, *, ids: IdAllocator | None = None,
+                targets: Mapping[str, Endpoint] | None = None) -> dict[int, CheckEntry]:
+    """``parse_checks`` of a file; an unreadable file is a ``ConfigError`` too."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    return parse_checks(text, path, ids=ids, targets=targets)
+
+
+@dataclass(slots=True)
+class Received:
+    """One notification as the engine received it."""
+
+    id: int
+    name: str
+    old_state: model.State
+    status: model.Status
+
+
+NotificationCallback = Callable[[Received], None]
+
+
+def _context_error(ctx: model.Context | None) -> str | None:
+    if ctx is None:
+        return ERR_CONTEXT
+    if ctx.auth_type != model.AuthType.TRUSTED:
+        return ERR_ACCESS
+    return None
+
+
+class EngineEmulator:
+    """The two engine methods the health-check server calls, over a checks file."""
+
+    def __init__(
+        self,
+        config_path: str,
+        *,
+        record_path: str | None = None,
+        targets: Mapping[str, Endpoint] | None = None,
+        on_notification: NotificationCallback | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.config_path = config_path
+        self.record_path = record_path
+        self.targets = targets
+        self.on_notification = on_notification
+        self.poll_interval = poll_interval
+        self.ids = IdAllocator()
+        self.checks: dict[int, CheckEntry] = {}
+        self.statuses: dict[int, model.Status] = {}  # latest Status per check id
+        self.fetches = 0
+        self.notifications = 0
+        self.refused = 0
+        self.last_error: str | None = None
+        self._mtime: float | None = None
+        self._record: Any = None  # text file, opened in start()
+        self._server: Any = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- configuration ------------------------------------------------------------------
+
+    def _file_mtime(self) -> float | None:
+        try:
+            return os.stat(self.config_path).st_mtime_ns / 1e9
+        except OSError:
+            return None
+
+    def reload(self) -> bool:
+        """Re-read the checks file; on error log it and keep the last good checks."""
+        self._mtime = self._file_mtime()
+        try:
+            checks = load_checks(self.config_path, ids=self.ids, targets=self.targets)
+        except ConfigError as e:
+            self.last_error = str(e)
+            log.error("keeping the last good config (%d checks): %s", len(self.checks), e)
+            return False
+        self.last_error = None
+        added = checks.keys() - self.checks.keys()
+        removed = self.checks.keys() - checks.keys()
+        self.checks = checks
+        for gone in removed:
+            self.statuses.pop(gone, None)
+        log.info("loaded %d checks from %s (%d added, %d removed)",
+                 len(checks), self.config_path, len(added), len(removed))
+        return True
+
+    def name_of(self, check_id: int) -> str:
+        entry = self.checks.get(check_id)
+        return entry.name if entry else f"id {check_id:#x}"
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            mtime = self._file_mtime()
+            if mtime != self._mtime:
+                self.reload()
+
+    # -- RPC methods ----------------------------------------------------------------------
+
+    async def healthchecks(self, ctx: model.Context | None) -> model.Checks:
+        error = _context_error(ctx)
+        if error:
+            self.refused += 1
+            log.warning("Healthchecks refused: %s", error)
+            raise _rpc_error(error)
+        self.fetches += 1
+        return model.Checks(configs={i: e.config for i, e in self.checks.items()})
+
+    async def health_state(self, args: model.HealthState | None) -> int:
+        if args is None:
+            self.refused += 1
+            raise _rpc_error("args is nil")
+        error = _context_error(args.ctx)
+        if error:
+            self.refused += 1
+            log.warning("HealthState refused: %s", error)
+            raise _rpc_error(error)
+        for note in args.notifications:
+            self._receive(note)
+        return 0
+
+    def _receive(self, note: model.Notification | None) -> None:
+        if note is None:
+            return
+        self.notifications += 1
+        previous = self.statuses.get(note.id)
+        old = model.State(previous.state) if previous else model.State.UNKNOWN
+        self.statuses[note.id] = note.status
+        received = Received(note.id, self.name_of(note.id), old, note.status)
+        if self._record is not None:
+            self._record.write(json.dumps(record_json(received)) + "\n")
+            self._record.flush()
+        if self.on_notification is not None:
+            self.on_notification(received)
+
+    # -- serving --------------------------------------------------------------------------
+
+    async def start(self, socket_path: str) -> None:
+        """Load the checks (a bad file is fatal at start), then serve ``socket_path``."""
+        # Imported here so the checks-file parser works without the wire layers loaded.
+        from seesaw_healthcheck import schema
+        from seesaw_healthcheck.rpc import RpcServer
+
+        self._mtime = self._file_mtime()
+        self.checks = load_checks(self.config_path, ids=self.ids, targets=self.targets)
+        log.info("loaded %d checks from %s", len(self.checks), self.config_path)
+        if self.record_path:
+            self._record = open(self.record_path, "a", encoding="utf-8")  # noqa: SIM115
+        server = RpcServer()
+        server.register(schema.HEALTHCHECKS, schema.CONTEXT_ARG, schema.CHECKS,
+                        self.healthchecks)
+        server.register(schema.HEALTH_STATE_METHOD, schema.HEALTH_STATE_ARG, schema.INT_REPLY,
+                        self.health_state)
+        await server.start_unix(socket_path)
+        self._server = server
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        log.info("engine emulator serving on %s", socket_path)
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
+        if self._record is not None:
+            self._record.close()
+            self._record = None
+
+
+def _rpc_error(message: str) -> Exception:
+    from seesaw_healthcheck.rpc import RpcError
+
+    return RpcError(message)
+
+
+def record_json(r: Received) -> dict[str, Any]:
+    """The JSON-lines record of one received notification."""
+    st = r.status
+    return {
+        "received": _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds"),
+        "id": r.id,
+        "name": r.name,
+        "old_state": str(r.old_state),
+        "state": str(_state(st.state)),
+        "message": st.message,
+        "failures": st.failures,
+        "successes": st.successes,
+        "duration": format_duration(st.duration),
+        "last_check": str(st.last_check),
+    }
+
+
+def _state(value: int) -> model.State | int:
+    try:
+        return model.State(value)
+    except ValueError:
+        return value
+
+
+def _parse_args(argv: list[str] | None) -> dict[str, Any]:
+    """Go-style flags (``-socket PATH``, ``-socket=PATH``, ``--socket PATH``)."""
+    from seesaw_healthcheck.cli.goflags import FlagSet
+
+    flags = FlagSet("seesaw-healthcheck-engine")
+    flags.string("socket", DEFAULT_SOCKET, "Unix socket to serve")
+    flags.string("config", "", "TOML file of checks (required; see examples/demo.toml)")
+    flags.string("record", "", "Append every HealthState notification to this file as JSON lines")
+    flags.duration("poll", model.SECOND, "How often to look at the config file's mtime")
+    flags.string("log_dir", "", "If non-empty, write glog-style log files in this directory")
+    flags.bool("logtostderr", False, "log to standard error instead of files")
+    flags.bool("alsologtostderr", False, "log to standard error as well as files")
+    flags.int("v", 0, "log level for V logs")
+    flags.string("stderrthreshold", "ERROR", "logs at or above this threshold go to stderr")
+    values = flags.parse(sys.argv[1:] if argv is None else argv)
+    if flags.args:
+        flags.output.write(f"unexpected arguments: {' '.join(flags.args)}\n")
+        flags.print_usage()
+        sys.exit(2)
+    if not values["config"]:
+        flags.output.write("-config is required\n")
+        flags.print_usage()
+        sys.exit(2)
+    return values
+
+
+async def _serve(args: dict[str, Any]) -> int:
+    socket_path = str(args["socket"])
+    engine = EngineEmulator(
+        str(args["config"]),
+        record_path=str(args["record"]) or None,
+        poll_interval=max(0.05, int(args["poll"]) / model.SECOND),
+    )
+    try:
+        await engine.start(socket_path)
+    except ConfigError as e:
+        log.error("%s", e)
+        return 2
+    except OSError as e:
+        log.error("cannot serve %s: %s", socket_path, e)
+        return 1
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, engine.reload)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: %d fetches, %d notifications received, %d calls refused",
+                 engine.fetches, engine.notifications, engine.refused)
+        await engine.close()  # the RPC server removes its socket
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from seesaw_healthcheck.cli import glog
+
+    args = _parse_args(argv)
+    try:
+        glog.setup("seesaw_engine_emulator", str(args["log_dir"]) or None,
+                   bool(args["logtostderr"]), bool(args["alsologtostderr"]), int(args["v"]),
+                   str(args["stderrthreshold"]))
+    except (ValueError, OSError) as e:
+        print(f"seesaw-healthcheck-engine: {e}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
