@@ -1,0 +1,112 @@
+"""Checker dispatch: ``await run(checker, timeout_s)`` on a reactor task, never raising.
+
+Each checker type lives in its own module (``tcp``, ``http``, ``dns``, ``udp``, ``ping``,
+``radius``) with ``async def check(checker, timeout_s) -> Result`` and
+``describe(checker) -> str``; modules are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from seesaw_healthcheck.checkers.base import (
+    DEFAULT_TIMEOUT_S,
+    Result,
+    elapsed_ns,
+    now_ns,
+    timeout_for,
+)
+from seesaw_healthcheck.model import (
+    DNSChecker,
+    HTTPChecker,
+    PingChecker,
+    RADIUSChecker,
+    TCPChecker,
+    UDPChecker,
+)
+from seesaw_healthcheck.reactor import within
+
+__all__ = ["Result", "describe", "run", "timeout_for"]
+
+log = logging.getLogger(__name__)
+
+_MODULE_NAMES: dict[type, str] = {
+    TCPChecker: "tcp",
+    HTTPChecker: "http",
+    DNSChecker: "dns",
+    UDPChecker: "udp",
+    PingChecker: "ping",
+    RADIUSChecker: "radius",
+}
+
+CheckFunction = Callable[[Any, float], Coroutine[Any, Any, Result]]
+_check_functions: dict[type, CheckFunction] = {}
+_describe_functions: dict[type, Callable[[Any], str]] = {}
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def _load(kind: type) -> None:
+    name = _MODULE_NAMES.get(kind)
+    if name is None:
+        raise _Unavailable(f"unsupported checker type {kind.__name__}")
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+    except ImportError as error:
+        raise _Unavailable(f"{name} checker not available: {error}") from None
+    _check_functions[kind] = module.check
+    _describe_functions[kind] = module.describe
+
+
+async def run(checker: Any, timeout_s: float) -> Result:
+    """Run one check within ``timeout_s`` seconds (<= 0: the type's default).
+
+    Must be awaited in a task on a ``Reactor``. Never raises: an unknown type or a bug in
+    a checker becomes a failed ``Result`` whose error says so.
+    """
+    start = now_ns()
+    kind = type(checker)
+    check = _check_functions.get(kind)
+    if check is None:
+        try:
+            _load(kind)
+        except _Unavailable as error:
+            return Result(False, "", elapsed_ns(start), error=str(error))
+        check = _check_functions[kind]
+    if not timeout_s > 0:  # also catches NaN
+        timeout_s = DEFAULT_TIMEOUT_S.get(kind, 10.0)
+    try:
+        await within(timeout_s)
+        return await check(checker, timeout_s)
+    except TimeoutError:
+        # A checker lets the deadline through only when it has nothing better to say.
+        return Result(False, "", elapsed_ns(start), error=f"i/o timeout after {timeout_s:g}s")
+    except Exception as error:
+        log.exception("%s check failed unexpectedly", kind.__name__)
+        return Result(
+            False,
+            "",
+            elapsed_ns(start),
+            error=f"internal error in {kind.__name__} check: {type(error).__name__}: {error}",
+        )
+
+
+def describe(checker: Any) -> str:
+    """Go's ``String()`` of the checker, e.g. ``TCP 127.0.0.1:80 PLAIN``."""
+    kind = type(checker)
+    fn = _describe_functions.get(kind)
+    if fn is None:
+        try:
+            _load(kind)
+        except _Unavailable:
+            return f"(unsupported checker {kind.__name__})"
+        fn = _describe_functions[kind]
+    try:
+        return fn(checker)
+    except Exception as error:
+        return f"({kind.__name__}: {error})"

@@ -1,0 +1,517 @@
+"""The check event loop: ``select.epoll``, a timer heap and a coroutine trampoline.
+
+One reactor runs in one thread. Checkers are ``async def`` coroutines; what they await are
+tiny ``types.coroutine`` generators that yield a request to the reactor:
+
+- ``(fd, events)``: resume me when ``fd`` is ready (one-shot epoll registration);
+- a ``Future``: resume me when it is resolved;
+- a ``_Sleep`` or ``_Within``: a timer, or a tightening of my deadline.
+
+The reactor resumes a task with ``coro.send(None)`` and, once the task's deadline has
+passed, with ``coro.throw(TimeoutError())`` so its ``finally`` blocks close its sockets.
+
+Why not asyncio: a health check is a handful of syscalls; asyncio's transports, handles and
+callbacks cost more CPU than the syscalls. This loop keeps per-check work to one ``Task``,
+one heap entry for its deadline and one epoll registration per socket.
+
+fd registrations use ``EPOLLONESHOT``: an fd that fired is disarmed by the kernel, so a
+socket nobody waits on never wakes the loop, and re-arming is one ``epoll_ctl(MOD)``.
+Closing a socket removes it from the epoll set in the kernel; the fd number may then be
+reused by a new socket, so ADD/MOD fall back to each other on ENOENT/EEXIST.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import heapq
+import logging
+import os
+import select
+import socket
+import threading
+import time as _time
+import types
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "Future",
+    "Reactor",
+    "Task",
+    "Timer",
+    "readable",
+    "sleep",
+    "within",
+    "writable",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+_ONESHOT = select.EPOLLONESHOT
+_READ_ONESHOT = EPOLLIN | _ONESHOT
+_WRITE_ONESHOT = EPOLLOUT | _ONESHOT
+
+_monotonic = _time.monotonic
+
+
+class Timer:
+    """A scheduled callback; ``cancel()`` makes the heap skip it when it comes due."""
+
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], object]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Sleep:
+    __slots__ = ("delay",)
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+
+class _Within:
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class Future(Generic[T]):
+    """A value some callback on the reactor thread will provide; ``await fut`` waits for it.
+
+    Not thread-safe: resolve it on the reactor thread (from an ``add_reader`` callback, a
+    timer, or a ``call_soon_threadsafe`` callback).
+    """
+
+    __slots__ = ("_done", "_exception", "_result", "_waiters")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._result: T | None = None
+        self._exception: BaseException | None = None
+        self._waiters: list[Task] = []
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: T) -> None:
+        if self._done:
+            raise RuntimeError("Future already resolved")
+        self._result = value
+        self._resolve()
+
+    def set_exception(self, exc: BaseException) -> None:
+        if self._done:
+            raise RuntimeError("Future already resolved")
+        self._exception = exc
+        self._resolve()
+
+    def _resolve(self) -> None:
+        self._done = True
+        waiters, self._waiters = self._waiters, []
+        for task in waiters:
+            task.reactor._ready.append((task, self))
+
+    def result(self) -> T:
+        if not self._done:
+            raise RuntimeError("Future not resolved yet")
+        if self._exception is not None:
+            raise self._exception
+        return self._result  # type: ignore[return-value]
+
+    def __await__(self) -> Generator[Any, None, T]:
+        if not self._done:
+            yield self
+        return self.result()
+
+
+class Task:
+    """A coroutine running on a reactor. ``cancel()`` closes it (its ``finally`` runs)."""
+
+    __slots__ = (
+        "coro",
+        "deadline",
+        "done",
+        "on_done",
+        "reactor",
+        "result",
+        "timed_out",
+        "wait",
+    )
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        coro: Coroutine[Any, Any, Any],
+        deadline: float | None,
+        on_done: Callable[[Any], object] | None,
+    ) -> None:
+        self.reactor = reactor
+        self.coro = coro
+        self.deadline = deadline
+        self.on_done = on_done
+        self.done = False
+        self.timed_out = False
+        self.result: Any = None
+        # What the task is suspended on: an fd (int), a Timer, a Future, or None.
+        self.wait: object = None
+
+    def cancel(self) -> None:
+        """Stop the task now; ``on_done`` is not called. Reactor thread only."""
+        if self.done:
+            return
+        self.done = True
+        self.reactor._detach(self)
+        try:
+            self.coro.close()
+        except BaseException:  # a coroutine that refuses to close: nothing more to do
+            log.exception("task %r did not close cleanly", self.coro)
+
+
+@types.coroutine
+def readable(sock: socket.socket | int) -> Generator[Any, None, None]:
+    """Wait until ``sock`` is readable (or has an error or hang-up)."""
+    yield (sock if isinstance(sock, int) else sock.fileno(), _READ_ONESHOT)
+
+
+@types.coroutine
+def writable(sock: socket.socket | int) -> Generator[Any, None, None]:
+    """Wait until ``sock`` is writable (a non-blocking connect has finished)."""
+    yield (sock if isinstance(sock, int) else sock.fileno(), _WRITE_ONESHOT)
+
+
+@types.coroutine
+def sleep(seconds: float) -> Generator[Any, None, None]:
+    """Suspend the task for ``seconds``."""
+    yield _Sleep(seconds)
+
+
+@types.coroutine
+def within(seconds: float) -> Generator[Any, None, None]:
+    """Make the task's deadline at most ``seconds`` from now (never extends it)."""
+    yield _Within(seconds)
+
+
+class Reactor:
+    """epoll + timer heap + trampoline. All methods but ``call_soon_threadsafe`` and
+    ``stop`` belong to the reactor's thread."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._heap: list[tuple[float, int, Any]] = []
+        self._seq = 0
+        self._waiters: dict[int, Task] = {}  # fd -> task suspended on it
+        self._registered: dict[int, Task | None] = {}  # fd -> task that armed it last
+        self._readers: dict[int, Callable[[], object]] = {}
+        self._ready: deque[tuple[Task, Future[Any]]] = deque()
+        self._threadsafe: deque[Callable[[], object]] = deque()
+        self._wake_pending = False
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._wake_fd, EPOLLIN)
+        self._running = False
+        self._closed = False
+        self._thread_id: int | None = None
+
+    # --- time and timers -------------------------------------------------------------
+
+    @staticmethod
+    def time() -> float:
+        """Monotonic seconds: the clock of ``call_at`` and deadlines."""
+        return _monotonic()
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Timer:
+        timer = Timer(when, callback)
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, timer))
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
+        return self.call_at(_monotonic() + delay, callback)
+
+    def call_soon_threadsafe(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the reactor thread soon; callable from any thread."""
+        self._threadsafe.append(callback)
+        if not self._wake_pending:
+            self._wake_pending = True
+            # A closed reactor, or a saturated counter (then it is awake anyway).
+            with contextlib.suppress(OSError):
+                os.eventfd_write(self._wake_fd, 1)
+
+    # --- fds -------------------------------------------------------------------------
+
+    def add_reader(self, fd: socket.socket | int, callback: Callable[[], object]) -> None:
+        """Call ``callback`` whenever the long-lived ``fd`` is readable (level-triggered)."""
+        num = fd if isinstance(fd, int) else fd.fileno()
+        if num in self._readers:
+            self._readers[num] = callback
+            return
+        self._readers[num] = callback
+        self._arm(num, EPOLLIN, None)
+
+    def remove_reader(self, fd: socket.socket | int) -> None:
+        num = fd if isinstance(fd, int) else fd.fileno()
+        if self._readers.pop(num, None) is not None:
+            self._registered.pop(num, None)
+            with contextlib.suppress(OSError, ValueError):  # closed: the kernel dropped it
+                self._epoll.unregister(num)
+
+    def _arm(self, fd: int, events: int, task: Task | None) -> None:
+        ep = self._epoll
+        if self._registered.get(fd, False) is task:
+            try:
+                ep.modify(fd, events)
+            except FileNotFoundError:  # closed and reopened by the same task
+                ep.register(fd, events)
+        else:
+            try:
+                ep.register(fd, events)
+            except FileExistsError:
+                ep.modify(fd, events)
+        self._registered[fd] = task
+
+    # --- tasks -----------------------------------------------------------------------
+
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        deadline: float | None = None,
+        on_done: Callable[[Any], object] | None = None,
+    ) -> Task:
+        """Start ``coro`` now (it runs until its first wait before this returns).
+
+        ``on_done(result_or_exception)`` is called when it finishes — possibly before
+        ``spawn`` returns, if it never waits. ``deadline`` is on the ``time()`` clock.
+        """
+        task = Task(self, coro, deadline, on_done)
+        if deadline is not None:
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, task))
+        self._step(task, None)
+        return task
+
+    def _step(self, task: Task, exc: BaseException | None) -> None:
+        """Resume ``task`` and serve what it asks for, until it waits or finishes."""
+        coro = task.coro
+        while True:
+            try:
+                req = coro.send(None) if exc is None else coro.throw(exc)
+            except StopIteration as stop:
+                self._finish(task, stop.value)
+                return
+            except BaseException as error:
+                self._finish(task, error)
+                return
+            exc = None
+            cls = req.__class__
+            if cls is tuple:
+                fd, events = req
+                self._waiters[fd] = task
+                task.wait = fd
+                try:
+                    self._arm(fd, events, task)
+                except (OSError, ValueError) as error:  # a closed or bogus fd
+                    del self._waiters[fd]
+                    task.wait = None
+                    exc = error
+                    continue
+                return
+            if cls is Future:
+                if req._done:
+                    continue
+                req._waiters.append(task)
+                task.wait = req
+                return
+            if cls is _Within:
+                when = _monotonic() + req.seconds
+                if task.deadline is None or when < task.deadline:
+                    task.deadline = when
+                    self._seq += 1
+                    heapq.heappush(self._heap, (when, self._seq, task))
+                    if req.seconds <= 0:
+                        task.timed_out = True
+                if task.timed_out:
+                    exc = TimeoutError()
+                continue
+            if cls is _Sleep:
+                if task.timed_out:
+                    exc = TimeoutError()
+                    continue
+                timer = self.call_at(_monotonic() + req.delay, functools.partial(self._wake, task))
+                task.wait = timer
+                return
+            exc = RuntimeError(f"reactor task yielded an unsupported value: {req!r}")
+
+    def _wake(self, task: Task) -> None:
+        if not task.done:
+            task.wait = None
+            self._step(task, TimeoutError() if task.timed_out else None)
+
+    def _detach(self, task: Task) -> None:
+        """Forget what ``task`` is suspended on (for a timeout or a cancel)."""
+        wait = task.wait
+        task.wait = None
+        if wait is None:
+            return
+        if isinstance(wait, int):
+            if self._waiters.get(wait) is task:
+                del self._waiters[wait]
+        elif isinstance(wait, Timer):
+            wait.cancel()
+        elif isinstance(wait, Future):
+            with contextlib.suppress(ValueError):
+                wait._waiters.remove(task)
+
+    def _timeout(self, task: Task, when: float) -> None:
+        if task.done or task.timed_out or when != task.deadline:
+            return  # finished, told already, or a stale entry of a tightened deadline
+        task.timed_out = True
+        if task.wait is None:
+            return  # running right now (or resolved and queued): it sees timed_out next
+        self._detach(task)
+        self._step(task, TimeoutError())
+
+    def _finish(self, task: Task, outcome: Any) -> None:
+        task.done = True
+        task.result = outcome
+        task.wait = None
+        if task.on_done is not None:
+            try:
+                task.on_done(outcome)
+            except Exception:
+                log.exception("on_done callback failed")
+        elif isinstance(outcome, BaseException):
+            log.error("reactor task failed", exc_info=outcome)
+
+    # --- the loop --------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        self._run_until(None)
+
+    def _run_until(self, task: Task | None) -> None:
+        if self._closed:
+            raise RuntimeError("reactor is closed")
+        if self._running:
+            raise RuntimeError("reactor is already running")
+        self._running = True
+        self._thread_id = threading.get_ident()
+        heap = self._heap
+        waiters = self._waiters
+        readers = self._readers
+        ready = self._ready
+        threadsafe = self._threadsafe
+        poll = self._epoll.poll
+        wake_fd = self._wake_fd
+        step = self._step
+        heappop = heapq.heappop
+        try:
+            while self._running and (task is None or not task.done):
+                if ready or threadsafe:
+                    timeout = 0.0
+                elif heap:
+                    timeout = heap[0][0] - _monotonic()
+                    if timeout < 0:
+                        timeout = 0.0
+                else:
+                    timeout = -1.0
+                for fd, _ in poll(timeout):
+                    waiter = waiters.pop(fd, None)
+                    if waiter is not None:
+                        waiter.wait = None
+                        step(waiter, TimeoutError() if waiter.timed_out else None)
+                    elif fd == wake_fd:
+                        self._wake_pending = False
+                        with contextlib.suppress(BlockingIOError):
+                            os.eventfd_read(wake_fd)
+                    else:
+                        reader = readers.get(fd)
+                        if reader is not None:
+                            try:
+                                reader()
+                            except Exception:
+                                log.exception("reader callback for fd %d failed", fd)
+                while threadsafe:
+                    callback = threadsafe.popleft()
+                    try:
+                        callback()
+                    except Exception:
+                        log.exception("callback failed")
+                while ready:
+                    waiter, fut = ready.popleft()
+                    if waiter.wait is fut and not waiter.done:
+                        waiter.wait = None
+                        step(waiter, TimeoutError() if waiter.timed_out else None)
+                if heap:
+                    now = _monotonic()
+                    while heap and heap[0][0] <= now:
+                        when, _, item = heappop(heap)
+                        if item.__class__ is Timer:
+                            if not item.cancelled:
+                                item.cancelled = True  # fired: a late cancel() is harmless
+                                try:
+                                    item.callback()
+                                except Exception:
+                                    log.exception("timer callback failed")
+                        else:
+                            self._timeout(item, when)
+        finally:
+            self._running = False
+            self._thread_id = None
+
+    def stop(self) -> None:
+        """Make ``run_forever`` return soon; callable from any thread."""
+
+        def _stop() -> None:
+            self._running = False
+
+        self.call_soon_threadsafe(_stop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` to completion on this reactor and return its result (or raise).
+
+        With ``timeout``, ``TimeoutError`` is thrown into it after that many seconds.
+        """
+        deadline = None if timeout is None else _monotonic() + timeout
+        task = self.spawn(coro, deadline=deadline, on_done=_ignore)
+        if not task.done:
+            try:
+                self._run_until(task)
+            except BaseException:
+                task.cancel()
+                raise
+        if not task.done:  # stopped from elsewhere before the task finished
+            task.cancel()
+            raise RuntimeError("reactor stopped before the task finished")
+        if isinstance(task.result, BaseException):
+            raise task.result
+        return task.result  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self._running:
+            raise RuntimeError("cannot close a running reactor")
+        self._closed = True
+        self._epoll.close()
+        os.close(self._wake_fd)
+
+    def __enter__(self) -> Reactor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ignore(_: object) -> None:
+    pass

@@ -1,0 +1,269 @@
+"""The reactor: timers, tasks, deadlines, cancellation, fds and cross-thread wake-ups."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from seesaw_healthcheck.reactor import Future, Reactor, readable, sleep, within, writable
+
+
+@pytest.fixture
+def reactor() -> Iterator[Reactor]:
+    r = Reactor()
+    yield r
+    r.close()
+
+
+def test_timers_fire_in_order_and_cancelled_ones_do_not(reactor: Reactor) -> None:
+    fired: list[str] = []
+    now = reactor.time()
+    reactor.call_at(now + 0.03, lambda: fired.append("c"))
+    reactor.call_at(now + 0.01, lambda: fired.append("a"))
+    cancelled = reactor.call_at(now + 0.02, lambda: fired.append("x"))
+    reactor.call_later(0.02, lambda: fired.append("b"))
+    cancelled.cancel()
+    reactor.call_at(now + 0.05, reactor.stop)
+    reactor.run_forever()
+    assert fired == ["a", "b", "c"]
+    assert reactor.time() - now >= 0.05
+
+
+def test_run_returns_value_and_sleep_waits(reactor: Reactor) -> None:
+    async def main() -> int:
+        await sleep(0.02)
+        return 42
+
+    start = time.monotonic()
+    assert reactor.run(main()) == 42
+    assert time.monotonic() - start >= 0.02
+
+
+def test_run_raises_task_exception(reactor: Reactor) -> None:
+    async def main() -> None:
+        await sleep(0)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        reactor.run(main())
+
+
+def test_deadline_throws_timeout_into_io_wait_and_finally_runs(reactor: Reactor) -> None:
+    a, b = socket.socketpair()
+    cleaned: list[bool] = []
+
+    async def main() -> None:
+        try:
+            await readable(a)  # nobody writes: only the deadline can end this
+        finally:
+            cleaned.append(True)
+
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        reactor.run(main(), timeout=0.05)
+    took = time.monotonic() - start
+    assert cleaned == [True]
+    assert 0.04 <= took < 1.0
+    a.close()
+    b.close()
+
+
+def test_within_tightens_deadline_and_later_awaits_time_out_at_once(reactor: Reactor) -> None:
+    async def main() -> str:
+        await within(0.03)
+        with contextlib.suppress(TimeoutError):
+            await sleep(5)
+        try:
+            await sleep(5)  # the deadline has passed: no more waiting
+        except TimeoutError:
+            return "timed out twice"
+        return "slept"
+
+    start = time.monotonic()
+    assert reactor.run(main(), timeout=10) == "timed out twice"
+    assert time.monotonic() - start < 1.0
+
+
+def test_cancel_closes_coroutine_runs_finally_and_skips_on_done(reactor: Reactor) -> None:
+    events: list[str] = []
+    done: list[object] = []
+
+    async def waiter() -> None:
+        try:
+            await sleep(10)
+        finally:
+            events.append("finally")
+
+    task = reactor.spawn(waiter(), on_done=done.append)
+    reactor.call_later(0.01, task.cancel)
+    reactor.call_later(0.03, reactor.stop)
+    reactor.run_forever()
+    assert events == ["finally"]
+    assert done == []
+    assert task.done
+
+
+def test_on_done_gets_result_or_exception(reactor: Reactor) -> None:
+    outcomes: list[object] = []
+
+    async def ok() -> str:
+        await sleep(0)
+        return "ok"
+
+    async def bad() -> None:
+        await sleep(0)
+        raise KeyError("k")
+
+    reactor.spawn(ok(), on_done=outcomes.append)
+    reactor.spawn(bad(), on_done=outcomes.append)
+    reactor.call_later(0.02, reactor.stop)
+    reactor.run_forever()
+    assert outcomes[0] == "ok"
+    assert isinstance(outcomes[1], KeyError)
+
+
+def test_socketpair_readable_and_writable(reactor: Reactor) -> None:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+
+    async def main() -> bytes:
+        await writable(a)
+        a.send(b"ping")
+        await readable(b)
+        got = b.recv(16)
+        # Wait on the same fd again: the one-shot registration is re-armed.
+        reactor.call_later(0.01, lambda: a.send(b"again"))
+        await readable(b)
+        return got + b.recv(16)
+
+    try:
+        assert reactor.run(main(), timeout=2) == b"pingagain"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_fd_number_reuse_after_close(reactor: Reactor) -> None:
+    """A closed socket's fd number comes back for a new socket; waiting on it works."""
+
+    async def one_round() -> bytes:
+        a, b = socket.socketpair()
+        try:
+            a.setblocking(False)
+            b.send(b"x")
+            await readable(a)
+            return a.recv(1)
+        finally:
+            a.close()
+            b.close()
+
+    async def main() -> int:
+        count = 0
+        for _ in range(50):
+            count += len(await one_round())
+        return count
+
+    assert reactor.run(main(), timeout=5) == 50
+
+
+def test_future_resolved_by_reader_callback(reactor: Reactor) -> None:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    fut: Future[bytes] = Future()
+
+    def on_readable() -> None:
+        data = a.recv(16)
+        if not fut.done():
+            fut.set_result(data)
+
+    reactor.add_reader(a, on_readable)
+
+    async def main() -> bytes:
+        reactor.call_later(0.01, lambda: b.send(b"hello"))
+        return await fut
+
+    try:
+        assert reactor.run(main(), timeout=2) == b"hello"
+    finally:
+        reactor.remove_reader(a)
+        a.close()
+        b.close()
+
+
+def test_future_exception_and_timeout(reactor: Reactor) -> None:
+    failing: Future[int] = Future()
+    reactor.call_later(0.01, lambda: failing.set_exception(OSError("nope")))
+
+    async def main() -> None:
+        await failing
+
+    with pytest.raises(OSError, match="nope"):
+        reactor.run(main(), timeout=2)
+
+    never: Future[int] = Future()
+
+    async def wait_never() -> int:
+        return await never
+
+    with pytest.raises(TimeoutError):
+        reactor.run(wait_never(), timeout=0.02)
+    assert never._waiters == []
+
+
+def test_call_soon_threadsafe_wakes_a_blocked_loop(reactor: Reactor) -> None:
+    got: list[int] = []
+
+    def other_thread() -> None:
+        time.sleep(0.05)
+        for i in range(100):
+            reactor.call_soon_threadsafe(lambda i=i: got.append(i))
+        reactor.stop()
+
+    thread = threading.Thread(target=other_thread)
+    start = time.monotonic()
+    thread.start()
+    reactor.run_forever()  # no timers, no fds: only the eventfd can wake it
+    thread.join()
+    assert got == list(range(100))
+    assert time.monotonic() - start < 2.0
+
+
+def test_unsupported_yield_becomes_error(reactor: Reactor) -> None:
+    import types
+
+    @types.coroutine
+    def bogus() -> Iterator[object]:
+        yield "not a request"
+
+    async def main() -> None:
+        await bogus()
+
+    with pytest.raises(RuntimeError, match="unsupported"):
+        reactor.run(main(), timeout=1)
+
+
+def test_many_concurrent_tasks_with_deadlines(reactor: Reactor) -> None:
+    finished: list[object] = []
+
+    async def short(i: int) -> int:
+        await sleep(0.001 * (i % 5))
+        return i
+
+    async def stuck() -> None:
+        await sleep(10)
+
+    now = reactor.time()
+    for i in range(500):
+        reactor.spawn(short(i), deadline=now + 1, on_done=finished.append)
+    for _ in range(100):
+        reactor.spawn(stuck(), deadline=now + 0.05, on_done=finished.append)
+    reactor.call_later(0.2, reactor.stop)
+    reactor.run_forever()
+    assert sorted(x for x in finished if isinstance(x, int)) == list(range(500))
+    assert sum(isinstance(x, TimeoutError) for x in finished) == 100
