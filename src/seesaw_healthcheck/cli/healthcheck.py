@@ -1,0 +1,118 @@
+"""``seesaw-healthcheck``: the health-check server, with Seesaw's flags and defaults.
+
+Extra (hidden from nothing, but not in Seesaw): ``-stats_file PATH`` rewrites PATH every
+second with the server's counters as JSON (see ``seesaw_healthcheck.server.app``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from seesaw_healthcheck import __version__
+from seesaw_healthcheck.cli import glog
+from seesaw_healthcheck.cli.goflags import FlagSet
+from seesaw_healthcheck.server.config import ConfigError, ServerConfig
+
+PROGRAM = "seesaw_healthcheck"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    defaults = ServerConfig()
+    flags = FlagSet(PROGRAM)
+    batch_delay = flags.duration(
+        "batch_delay",
+        defaults.batch_delay,
+        "The maximum time to wait for batch to fill before sending the batch to the engine",
+    )
+    batch_size = flags.int(
+        "batch_size",
+        defaults.batch_size,
+        "The maximum number of notifications to include in a single RPC call to the engine",
+    )
+    channel_size = flags.int(
+        "channel_size", defaults.channel_size, "The size of the notification channel"
+    )
+    engine = flags.string("engine", defaults.engine_socket, "Seesaw Engine Socket")
+    max_failures = flags.int(
+        "max_failures",
+        defaults.max_failures,
+        "The maximum number of consecutive notification failures",
+    )
+    notify_interval = flags.duration(
+        "notify_interval", defaults.notify_interval, "The time between notifications"
+    )
+    fetch_interval = flags.duration(
+        "fetch_interval",
+        defaults.fetch_interval,
+        "The time between healthcheck config fetches from the Engine",
+    )
+    retry_delay = flags.duration(
+        "retry_delay", defaults.retry_delay, "The time between notification RPC retries"
+    )
+    dry_run = flags.bool(
+        "dry_run", defaults.dry_run, "Skips actual check and always return healthy as result"
+    )
+    version = flags.bool("version", False, "Print the version and exit")
+    log_dir = flags.string(
+        "log_dir", "", "If non-empty, write log files in this directory (else log to stderr)"
+    )
+    logtostderr = flags.bool("logtostderr", False, "log to standard error instead of files")
+    alsologtostderr = flags.bool("alsologtostderr", False, "log to standard error as well as files")
+    verbosity = flags.int("v", 0, "log level for V logs")
+    stderrthreshold = flags.string(
+        "stderrthreshold", "ERROR", "logs at or above this threshold go to stderr"
+    )
+    stats_file = flags.string(
+        "stats_file", "", "If non-empty, rewrite this file every second with counters as JSON"
+    )
+    flags.parse(args)  # a bad flag or value: Go's one-line error and usage, exit 2
+    if flags.args:
+        return _usage_error(f"unexpected arguments: {' '.join(flags.args)}")
+    if version.value:
+        print(f"seesaw-healthcheck {__version__}")
+        return 0
+
+    config = ServerConfig(
+        batch_delay=batch_delay.value,
+        batch_size=batch_size.value,
+        channel_size=channel_size.value,
+        engine_socket=engine.value,
+        max_failures=max_failures.value,
+        notify_interval=notify_interval.value,
+        fetch_interval=fetch_interval.value,
+        retry_delay=retry_delay.value,
+        dry_run=dry_run.value,
+    )
+    try:
+        config.validate()
+    except ConfigError as err:
+        return _usage_error(str(err))
+    try:
+        glog.setup(
+            PROGRAM,
+            log_dir=log_dir.value or None,
+            logtostderr=logtostderr.value,
+            alsologtostderr=alsologtostderr.value,
+            verbosity=verbosity.value,
+            stderrthreshold=stderrthreshold.value,
+        )
+    except (ValueError, OSError) as err:
+        return _usage_error(str(err))
+
+    from seesaw_healthcheck.server import app
+
+    try:
+        return app.run(config, stats_file=stats_file.value or None)
+    finally:
+        glog.shutdown()
+
+
+def _usage_error(message: str) -> int:
+    print(f"{PROGRAM}: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

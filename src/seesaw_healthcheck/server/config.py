@@ -1,0 +1,61 @@
+"""The server's settings, with Seesaw's defaults, and the checks they must reject."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seesaw_healthcheck.goduration import format_duration
+from seesaw_healthcheck.model import MILLISECOND, SECOND
+
+ENGINE_SOCKET = "/var/run/seesaw/engine/engine.sock"
+
+# Seesaw's fixed values: the engine call timeout and the updater's retry pause on error.
+ENGINE_TIMEOUT_S = 10.0
+FETCH_RETRY_S = 5.0
+
+
+class ConfigError(ValueError):
+    """A server setting out of range; the message names the flag."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """healthcheck.ServerConfig. Durations are nanoseconds, as Go's time.Duration."""
+
+    batch_delay: int = 100 * MILLISECOND
+    batch_size: int = 100
+    channel_size: int = 1000
+    engine_socket: str = ENGINE_SOCKET
+    max_failures: int = 10
+    notify_interval: int = 15 * SECOND
+    fetch_interval: int = 15 * SECOND
+    retry_delay: int = 2 * SECOND
+    dry_run: bool = False
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting that cannot work."""
+        if self.batch_size <= 0:
+            raise ConfigError(f"-batch_size must be positive, got {self.batch_size}")
+        if self.channel_size < 0:
+            raise ConfigError(f"-channel_size must not be negative, got {self.channel_size}")
+        if self.max_failures <= 0:
+            raise ConfigError(f"-max_failures must be positive, got {self.max_failures}")
+        if not self.engine_socket:
+            raise ConfigError("-engine must name a socket path")
+        if self.batch_delay < 0:
+            raise ConfigError(
+                f"-batch_delay must not be negative, got {format_duration(self.batch_delay)}"
+            )
+        if self.retry_delay < 0:
+            raise ConfigError(
+                f"-retry_delay must not be negative, got {format_duration(self.retry_delay)}"
+            )
+        # Zero would spin: Go's tickers panic on a non-positive period.
+        if self.notify_interval <= 0:
+            raise ConfigError(
+                f"-notify_interval must be positive, got {format_duration(self.notify_interval)}"
+            )
+        if self.fetch_interval <= 0:
+            raise ConfigError(
+                f"-fetch_interval must be positive, got {format_duration(self.fetch_interval)}"
+            )

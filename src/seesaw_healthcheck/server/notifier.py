@@ -1,0 +1,220 @@
+"""The notifier: batches state notifications and sends them to the engine.
+
+The manager (reactor thread) puts Statuses into a ``CoalescingQueue``; the notifier (the
+asyncio thread) takes batches from it. Pending entries coalesce to the newest Status per
+check id, so memory is bounded by the number of checks, and a batch that could not be
+sent is merged back under any newer entries: when the engine answers again it receives
+the latest state of every check that changed. Unlike Seesaw, the server never exits after
+``max_failures`` consecutive failed sends; it logs an error and keeps trying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from seesaw_healthcheck.model import Context, HealthState, Notification, Status
+from seesaw_healthcheck.server.config import ENGINE_TIMEOUT_S, ServerConfig
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[list[Notification]], Awaitable[None]]
+
+
+class CoalescingQueue:
+    """Thread-safe pending notifications: newest Status per check id, oldest id first.
+
+    ``wake`` is called (outside the lock) when the queue goes from empty to non-empty, and
+    when it reaches ``full_at`` entries, so the consumer never polls.
+    """
+
+    __slots__ = ("_first_put", "_full_at", "_lock", "_pending", "_wake", "coalesced")
+
+    def __init__(self, full_at: int, wake: Callable[[], None] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[int, Status] = {}
+        self._full_at = full_at
+        self._wake = wake
+        self._first_put = 0.0
+        self.coalesced = 0  # how many Statuses a newer one replaced before being sent
+
+    def set_wake(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    def put(self, check_id: int, status: Status) -> None:
+        self.put_many(((check_id, status),))
+
+    def put_many(self, items: Iterable[tuple[int, Status]]) -> None:
+        with self._lock:
+            pending = self._pending
+            was_empty = not pending
+            before = len(pending)
+            added = 0
+            for check_id, status in items:
+                added += 1
+                # A replaced id keeps its place in line (no starvation of flapping
+                # checks) and carries its newest Status.
+                pending[check_id] = status
+            self.coalesced += before + added - len(pending)
+            if was_empty and pending:
+                self._first_put = time.monotonic()
+            wake = (was_empty and pending) or (before < self._full_at <= len(pending))
+        if wake and self._wake is not None:
+            self._wake()
+
+    def take(self, limit: int) -> list[Notification]:
+        """Remove and return up to ``limit`` notifications, oldest queued first."""
+        with self._lock:
+            pending = self._pending
+            if len(pending) <= limit:
+                batch = [Notification(id=i, status=s) for i, s in pending.items()]
+                pending.clear()
+                return batch
+            batch = []
+            for check_id in list(pending)[:limit]:
+                batch.append(Notification(id=check_id, status=pending.pop(check_id)))
+            # The rest keep their (older) first_put: they are already due.
+            return batch
+
+    def put_back(self, batch: list[Notification]) -> None:
+        """Return a batch that was not sent, ahead of the rest; newer entries win."""
+        with self._lock:
+            rest = self._pending
+            merged: dict[int, Status] = {}
+            for n in batch:
+                if n.id not in rest:
+                    merged[n.id] = n.status
+                else:
+                    self.coalesced += 1
+            was_empty = not rest
+            merged.update(rest)
+            self._pending = merged
+            if was_empty and merged:
+                self._first_put = time.monotonic()
+
+    def first_put(self) -> float:
+        """Monotonic time the oldest pending entry arrived (meaningless when empty)."""
+        return self._first_put
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def snapshot(self) -> dict[int, Status]:
+        with self._lock:
+            return dict(self._pending)
+
+
+class Notifier:
+    """Sends batches of at most batch_size, no later than batch_delay after the first."""
+
+    def __init__(self, config: ServerConfig, queue: CoalescingQueue, send: Sender) -> None:
+        self._config = config
+        self._queue = queue
+        self._send = send
+        self._event = asyncio.Event()
+        self.batches_sent = 0
+        self.notifications_sent = 0
+        self.send_failures = 0
+        self.consecutive_failures = 0
+
+    def wake_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+        """The queue's wake callback, for puts from another thread."""
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(self._event.set)
+
+        return wake
+
+    def wake(self) -> None:
+        """The queue's wake callback, for puts on the notifier's own loop."""
+        self._event.set()
+
+    async def run(self) -> None:
+        config = self._config
+        queue = self._queue
+        batch_delay = config.batch_delay / 1e9
+        while True:
+            if not len(queue):
+                self._event.clear()
+                # A put between the check and clear() set the event after it... or before:
+                # check again so a wake-up is never missed.
+                if not len(queue):
+                    await self._event.wait()
+                    continue
+            # Wait for a full batch or the delay after the first queued entry.
+            while len(queue) < config.batch_size:
+                remaining = queue.first_put() + batch_delay - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._event.clear()
+                if len(queue) >= config.batch_size:
+                    break
+                try:
+                    await asyncio.wait_for(self._event.wait(), remaining)
+                except TimeoutError:
+                    break
+            batch = queue.take(config.batch_size)
+            if batch:
+                await self._send_with_retries(batch)
+
+    async def _send_with_retries(self, batch: list[Notification]) -> None:
+        config = self._config
+        while True:
+            try:
+                await self._send(batch)
+            except asyncio.CancelledError:
+                self._queue.put_back(batch)
+                raise
+            except Exception as err:  # any failure: dial, RPC, codec, timeout
+                self.send_failures += 1
+                self.consecutive_failures += 1
+                failures = self.consecutive_failures
+                log.error("Send failed %d times: %s", failures, _describe(err))
+                if failures == config.max_failures:
+                    log.error(
+                        "send: %d errors in a row; the engine is not taking notifications, "
+                        "still trying every %.3gs (Seesaw would exit here); keeping the "
+                        "newest state of each check",
+                        failures,
+                        config.retry_delay / 1e9,
+                    )
+                # Merge back, wait, then send the newest state of the same ids (and
+                # whatever else fits in a batch).
+                self._queue.put_back(batch)
+                await asyncio.sleep(config.retry_delay / 1e9)
+                batch = self._queue.take(config.batch_size)
+                if not batch:
+                    return
+                continue
+            if self.consecutive_failures >= config.max_failures:
+                log.info("Engine is taking notifications again")
+            self.consecutive_failures = 0
+            self.batches_sent += 1
+            self.notifications_sent += len(batch)
+            return
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def engine_sender(engine_socket: str) -> Sender:
+    """SeesawEngine.HealthState over a fresh connection per batch, as Seesaw does."""
+    from seesaw_healthcheck import rpc, schema
+
+    async def send(batch: list[Notification]) -> None:
+        args = HealthState(ctx=Context.trusted(), notifications=batch)
+        await rpc.call(
+            engine_socket,
+            schema.HEALTH_STATE_METHOD,
+            args,
+            schema.HEALTH_STATE_ARG,
+            schema.INT_REPLY,
+            timeout=ENGINE_TIMEOUT_S,
+        )
+
+    return send

@@ -1,0 +1,78 @@
+"""The updater: fetches the check configs from the engine every fetch interval."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from seesaw_healthcheck.model import Checks, Config, Context
+from seesaw_healthcheck.server.config import ENGINE_TIMEOUT_S, FETCH_RETRY_S
+
+log = logging.getLogger(__name__)
+
+Fetcher = Callable[[], Awaitable[Checks]]
+Configs = Mapping[int, Config | None] | None
+
+
+class Updater:
+    """Calls ``fetch`` every ``fetch_interval_s`` and hands each result to ``apply``.
+
+    On any error it logs and retries after ``retry_s``; running checks go on untouched.
+    ``apply`` must be cheap and thread-safe (it hands the configs to the reactor thread).
+    """
+
+    def __init__(
+        self,
+        fetch: Fetcher,
+        apply: Callable[[Configs], None],
+        fetch_interval_s: float,
+        retry_s: float = FETCH_RETRY_S,
+    ) -> None:
+        self._fetch = fetch
+        self._apply = apply
+        self._interval = fetch_interval_s
+        self._retry = retry_s
+        self.fetches = 0
+        self.failures = 0
+
+    async def run(self) -> None:
+        while True:
+            log.info("Getting healthchecks from engine...")
+            try:
+                checks = await self._fetch()
+                if not isinstance(checks, Checks):
+                    raise TypeError(f"engine replied with {type(checks).__name__}, not Checks")
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # dial, RpcError, GobError, timeout, ...
+                self.failures += 1
+                text = str(err) or type(err).__name__
+                log.error("SeesawEngine.Healthchecks failed: %s: %s", type(err).__name__, text)
+                await asyncio.sleep(self._retry)
+                continue
+            self.fetches += 1
+            configs = checks.configs
+            log.info("Engine returned %d healthchecks", len(configs or {}))
+            self._apply(configs)
+            await asyncio.sleep(self._interval)
+
+
+def engine_fetcher(engine_socket: str) -> Fetcher:
+    """SeesawEngine.Healthchecks over a fresh connection, with a trusted context."""
+    from seesaw_healthcheck import rpc, schema
+
+    async def fetch() -> Checks:
+        reply = await rpc.call(
+            engine_socket,
+            schema.HEALTHCHECKS,
+            Context.trusted(),
+            schema.CONTEXT_ARG,
+            schema.CHECKS,
+            timeout=ENGINE_TIMEOUT_S,
+        )
+        if not isinstance(reply, Checks):
+            raise TypeError(f"engine replied with {type(reply).__name__}, not Checks")
+        return reply
+
+    return fetch
