@@ -197,8 +197,8 @@ def start_target(spec: Mapping[str, Any], where: str = "target") -> DemoTarget:
     """Start the target a ``[[demo.target]]`` table describes.
 
     Keys: ``name`` (required), ``kind`` (one of KINDS), ``port`` (0 = ephemeral, the
-    default), ``flap`` (http: a Go duration between 200 and 503 turns; "0s" = always 200), ``answer``
-    (dns: the A record to give, default 127.0.0.1).
+    default), ``flap`` (http: a Go duration between 200 and 503 turns; "0s" = always
+    200), ``answer`` (dns: the A record to give, default 127.0.0.1).
     """
     name = spec.get("name")
     if not isinstance(name, str) or not name:
