@@ -1,0 +1,390 @@
+"""DNS health check: one query over UDP (TCP when the reply is truncated), one answer sought.
+
+The query asks ``Question.Name`` (made fully qualified), ``Qtype`` and ``Qclass`` with
+recursion desired and no EDNS, as Seesaw does. A reply counts only if it carries the
+query's id, has the response bit and repeats the question (name compared without regard
+to case); anything else arriving on the socket is ignored, and the kernel drops datagrams
+from other sources since the socket is connected. A reply with the truncation bit set
+makes the check ask again over TCP, on a fresh connection to the same address and port.
+
+Success needs rcode NOERROR and an answer record with the asked name, class and type
+whose data matches ``Answer``:
+
+- A: ``Answer`` must be an IPv4 address; records compare by address.
+- AAAA: ``Answer`` must be an IP address (an IPv4 one means its IPv4-mapped form, as
+  Go's net.IP.Equal has it); records compare by address.
+- TXT and SPF: the record's character-strings joined without separators equal ``Answer``,
+  or its presentation form (``"a" "b"``) does.
+- Every other type (CNAME, NS, PTR, MX, SOA, SRV, ...): ``Answer`` is read as the record
+  data's presentation form, names in it taken as fully qualified (``10 mail.example.com``
+  for MX), and compared with each record as DNS compares data: names without regard to
+  case, numbers by value. An ``Answer`` that does not parse fails the check before any
+  packet is sent.
+
+Seesaw compares only A and AAAA (its CNAME/NS/SOA cases are TODOs that never succeed)
+and does not retry over TCP; CNAME chains are not followed by either.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from seesaw_healthcheck.checkers.base import (
+    CheckError,
+    Endpoint,
+    Result,
+    conn_name,
+    dial_tcp,
+    elapsed_ns,
+    endpoint,
+    go_quote,
+    now_ns,
+    os_error_text,
+)
+from seesaw_healthcheck.checkers.udp import open_udp, receive_datagram, send_datagram
+from seesaw_healthcheck.model import DNSChecker, DNSQuestion
+from seesaw_healthcheck.reactor import readable, within, writable
+
+_UDP_BUFSIZE = 65535
+_FLAG_QR = 0x8000
+_FLAG_TC = 0x0200
+
+# miekg/dns names these classes differently from dnspython (or dnspython lacks them).
+_CLASS_NAMES = {1: "IN", 2: "CS", 3: "CH", 4: "HS", 254: "NONE", 255: "ANY"}
+_TEXT_TYPES = (dns.rdatatype.TXT, dns.rdatatype.SPF)
+
+
+def class_name(qclass: int) -> str:
+    return _CLASS_NAMES.get(qclass, f"CLASS{qclass}")
+
+
+def type_name(qtype: int) -> str:
+    if qtype == 0:
+        return "None"  # miekg/dns's name for type 0
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(qtype))
+
+
+def fully_qualified(name: str) -> str:
+    return name if name.endswith(".") else name + "."
+
+
+def question_text(name: str, qtype: int, qclass: int) -> str:
+    """Go's questionToString: ``example.com. IN A``."""
+    return f"{name} {class_name(qclass)} {type_name(qtype)}"
+
+
+def describe(checker: DNSChecker) -> str:
+    q = checker.question
+    return f"DNS {question_text(q.name, q.qtype, q.qclass)} {checker.target}"
+
+
+# --- Expected answer -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What ``Answer`` means for the asked type: an address, text, or record data."""
+
+    address: bytes | None = None  # A: 4 bytes, AAAA: 16 bytes
+    text: bytes | None = None  # TXT/SPF: the raw Answer
+    rdata: dns.rdata.Rdata | None = None
+
+    def matches(self, rdata: dns.rdata.Rdata) -> bool:
+        if self.address is not None:
+            text: str = rdata.address  # type: ignore[attr-defined]
+            return ipaddress.ip_address(text).packed == self.address
+        if self.text is not None:
+            strings: tuple[bytes, ...] = rdata.strings  # type: ignore[attr-defined]
+            return bool(b"".join(strings) == self.text or rdata.to_text().encode() == self.text)
+        return bool(rdata == self.rdata)
+
+
+def parse_answer(qtype: int, qclass: int, answer: str) -> Expected:
+    """Read ``Answer`` for the asked type; ValueError with Go's wording when it cannot be."""
+    if qtype == dns.rdatatype.A:
+        address = _parse_ip(answer)
+        if address is None or address.version != 4:
+            raise ValueError(f"{go_quote(answer)} is not a valid IPv4 address")
+        return Expected(address=address.packed)
+    if qtype == dns.rdatatype.AAAA:
+        address = _parse_ip(answer)
+        if address is None:
+            raise ValueError(f"{go_quote(answer)} is not a valid IPv6 address")
+        if address.version == 4:
+            address = ipaddress.IPv6Address(b"\x00" * 10 + b"\xff\xff" + address.packed)
+        return Expected(address=address.packed)
+    if qtype in _TEXT_TYPES:
+        return Expected(text=answer.encode("utf-8", "surrogateescape"))
+    try:
+        rdata = dns.rdata.from_text(
+            dns.rdataclass.RdataClass.make(qclass),
+            dns.rdatatype.RdataType.make(qtype),
+            answer,
+            origin=dns.name.root,
+            relativize=False,
+        )
+    except (dns.exception.DNSException, ValueError, UnicodeError) as exc:
+        raise ValueError(
+            f"{go_quote(answer)} is not a valid {type_name(qtype)} answer ({exc})"
+        ) from None
+    return Expected(rdata=rdata)
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """As Go's net.ParseIP: an IPv4-mapped IPv6 address is the IPv4 address."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+# --- Query and reply (sans-IO) ---------------------------------------------------------
+
+_query_cache: dict[tuple[str, int, int], bytes] = {}
+_QUERY_CACHE_MAX = 4096
+
+
+def build_query(name: str, qtype: int, qclass: int, query_id: int) -> bytes:
+    """The wire query (RD set, no EDNS); built once per question, the id patched in."""
+    key = (name, qtype, qclass)
+    wire = _query_cache.get(key)
+    if wire is None:
+        qname = dns.name.from_text(name)
+        query = dns.message.make_query(
+            qname, dns.rdatatype.RdataType.make(qtype), dns.rdataclass.RdataClass.make(qclass)
+        )
+        query.id = 0
+        wire = query.to_wire()
+        if len(_query_cache) >= _QUERY_CACHE_MAX:
+            _query_cache.clear()
+        _query_cache[key] = wire
+    return struct.pack("!H", query_id) + wire[2:]
+
+
+class Ignored(Exception):
+    """A datagram that is not the reply to our query (wrong id, not a response, other
+    question); the check keeps waiting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    truncated: bool
+    success: bool = False
+    suffix: str = ""
+    error: Exception | None = None
+
+
+_TRUNCATED = Verdict(truncated=True)
+
+
+def evaluate_reply(
+    wire: bytes, query_id: int, question: DNSQuestion, expected: Expected, *, over_tcp: bool
+) -> Verdict:
+    """Judge a reply. ``question.name`` must be fully qualified. Raises Ignored for a
+    message that is not the answer to this query."""
+    if len(wire) < 12:
+        raise Ignored(f"{len(wire)}-byte message shorter than a DNS header")
+    reply_id, flags = struct.unpack_from("!HH", wire)
+    if reply_id != query_id:
+        raise Ignored(f"reply id {reply_id} is not query id {query_id}")
+    if flags & _FLAG_TC and not over_tcp:
+        try:
+            message = dns.message.from_wire(wire, question_only=True)
+        except dns.exception.DNSException as exc:
+            raise Ignored(f"undecodable truncated reply: {exc}") from None
+        _check_question(message, question)
+        return _TRUNCATED
+    try:
+        message = dns.message.from_wire(wire, ignore_trailing=True)
+    except dns.exception.DNSException as exc:
+        raise Ignored(f"undecodable reply: {exc}") from None
+    if not flags & _FLAG_QR:
+        return Verdict(False, False, "; not a query response")
+    rcode = message.rcode()
+    if rcode == dns.rcode.NOERROR or message.question:
+        _check_question(message, question)
+    if rcode != dns.rcode.NOERROR:
+        return Verdict(False, False, f"; non-zero response code - {int(rcode)}")
+    if not message.answer:
+        q = question_text(question.name, question.qtype, question.qclass)
+        return Verdict(False, False, f"; no answers received for query {q}")
+    qname = dns.name.from_text(question.name)
+    for rrset in message.answer:
+        if (
+            rrset.name != qname
+            or rrset.rdclass != question.qclass
+            or rrset.rdtype != question.qtype
+        ):
+            continue
+        for rdata in rrset:
+            if expected.matches(rdata):
+                return Verdict(False, True, f"; received answer {rdata.to_text()}")
+    return Verdict(False, False, "; failed to match answer")
+
+
+def _check_question(message: dns.message.Message, question: DNSQuestion) -> None:
+    qname = dns.name.from_text(question.name)
+    if len(message.question) != 1:
+        raise Ignored(f"reply has {len(message.question)} questions")
+    asked: dns.rrset.RRset = message.question[0]
+    if asked.name != qname or asked.rdtype != question.qtype or asked.rdclass != question.qclass:
+        raise Ignored(
+            "reply is for another question: "
+            + question_text(asked.name.to_text(), asked.rdtype, asked.rdclass)
+        )
+
+
+# --- I/O -------------------------------------------------------------------------------
+
+
+async def check(checker: DNSChecker, timeout_s: float) -> Result:
+    start = now_ns()
+    await within(timeout_s)
+    q = checker.question
+    question = DNSQuestion(fully_qualified(q.name), q.qtype, q.qclass)
+    asked = question_text(question.name, question.qtype, question.qclass)
+    msg = f"DNS {asked} query to port {checker.target.port}"
+
+    def done(success: bool, suffix: str, error: Exception | None) -> Result:
+        return Result(success, msg + suffix, elapsed_ns(start), error)
+
+    try:
+        expected = parse_answer(question.qtype, question.qclass, checker.answer)
+    except ValueError as error:
+        return done(False, f"; {error}", None)
+    query_id = _random_id()
+    try:
+        query = build_query(question.name, question.qtype, question.qclass, query_id)
+    except (dns.exception.DNSException, ValueError) as error:
+        return done(False, "; invalid query", error)
+    try:
+        sock, ep = open_udp(checker.target)
+    except (OSError, CheckError) as error:
+        return done(False, "", error)
+    try:
+        try:
+            send_datagram(sock, ep, query)
+        except CheckError as error:
+            return done(False, "; failed to send request", error)
+        ignored: list[str] = []
+        while True:
+            try:
+                wire = await receive_datagram(sock, ep, _UDP_BUFSIZE)
+            except CheckError as error:
+                if ignored:  # say why the replies that came did not count
+                    error = CheckError(f"{error} (ignored {len(ignored)}: {ignored[-1]})")
+                return done(False, "; failed to read response", error)
+            try:
+                verdict = evaluate_reply(wire, query_id, question, expected, over_tcp=False)
+            except Ignored as why:
+                ignored.append(str(why))
+                continue
+            break
+    finally:
+        sock.close()
+    if not verdict.truncated:
+        return done(verdict.success, verdict.suffix, verdict.error)
+    return await _check_over_tcp(checker, question, expected, done)
+
+
+async def _check_over_tcp(
+    checker: DNSChecker,
+    question: DNSQuestion,
+    expected: Expected,
+    done: Callable[[bool, str, Exception | None], Result],
+) -> Result:
+    """The UDP reply was truncated: ask again over TCP (RFC 7766, length-prefixed)."""
+    note = "; reply truncated, retried over TCP"
+    query_id = _random_id()
+    query = build_query(question.name, question.qtype, question.qclass, query_id)
+    ep = endpoint(checker.target)
+    try:
+        sock = await dial_tcp(ep, checker.target.mark)
+    except CheckError as error:
+        return done(False, f"{note}; failed to connect", error)
+    except TimeoutError:
+        network = f"tcp{ep.version}"
+        return done(
+            False,
+            f"{note}; failed to connect",
+            CheckError(f"dial {network} {ep.addr}: i/o timeout"),
+        )
+    try:
+        try:
+            await _send_all(sock, ep, struct.pack("!H", len(query)) + query)
+        except CheckError as error:
+            return done(False, f"{note}; failed to send request", error)
+        try:
+            (length,) = struct.unpack("!H", await _recv_exactly(sock, ep, 2))
+            wire = await _recv_exactly(sock, ep, length)
+        except CheckError as error:
+            return done(False, f"{note}; failed to read response", error)
+        try:
+            verdict = evaluate_reply(wire, query_id, question, expected, over_tcp=True)
+        except Ignored as why:
+            return done(False, f"{note}; bad response", CheckError(str(why)))
+        return done(verdict.success, note + verdict.suffix, verdict.error)
+    finally:
+        sock.close()
+
+
+def _random_id() -> int:
+    return int.from_bytes(os.urandom(2), "big")
+
+
+def _tcp_error(op: str, sock: socket.socket, ep: Endpoint, reason: str | OSError) -> CheckError:
+    if isinstance(reason, OSError):
+        reason = f"{op}: {os_error_text(reason)}"
+    return CheckError(f"{op} {conn_name(sock, ep)}: {reason}")
+
+
+async def _send_all(sock: socket.socket, ep: Endpoint, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            pass
+        except OSError as error:
+            raise _tcp_error("write", sock, ep, error) from None
+        if view:
+            try:
+                await writable(sock)
+            except TimeoutError:
+                raise _tcp_error("write", sock, ep, "i/o timeout") from None
+
+
+async def _recv_exactly(sock: socket.socket, ep: Endpoint, count: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < count:
+        try:
+            chunk = sock.recv(count - len(buf))
+        except BlockingIOError:
+            try:
+                await readable(sock)
+            except TimeoutError:
+                raise _tcp_error("read", sock, ep, "i/o timeout") from None
+            continue
+        except OSError as error:
+            raise _tcp_error("read", sock, ep, error) from None
+        if not chunk:
+            raise _tcp_error("read", sock, ep, "EOF")
+        buf += chunk
+    return bytes(buf)

@@ -1,0 +1,133 @@
+"""UDP health check: send ``Send`` in one datagram; the first datagram back must start with
+``Receive`` (only its first ``len(Receive)`` bytes are compared, as Seesaw reads into a
+buffer of that size).
+
+The socket is connected, so the kernel drops datagrams from any other source and an ICMP
+port-unreachable comes back as "connection refused" on the read. This module also holds
+the datagram helpers the DNS and RADIUS checks share: ``open_udp``, ``receive_datagram``
+and ``exchange_datagram``.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from seesaw_healthcheck.checkers.base import (
+    CheckError,
+    Endpoint,
+    Result,
+    elapsed_ns,
+    endpoint,
+    go_quote,
+    now_ns,
+    os_error_text,
+    udp_socket,
+)
+from seesaw_healthcheck.model import Target, UDPChecker
+from seesaw_healthcheck.reactor import readable, within
+
+_TIMEOUT_TEXT = "i/o timeout"
+
+
+def open_udp(target: Target) -> tuple[socket.socket, Endpoint]:
+    """A non-blocking UDP socket, marked when the target says so, connected to it.
+
+    Raises ``CheckError`` (bad target, mark refused) or ``OSError`` (no socket).
+    """
+    ep = endpoint(target)
+    sock = udp_socket(ep.family, target.mark)
+    try:
+        sock.connect(ep.sockaddr)  # a UDP connect binds and sets the peer: it never blocks
+    except OSError as error:
+        sock.close()
+        network = f"udp{ep.version}"
+        raise CheckError(f"dial {network} {ep.addr}: connect: {os_error_text(error)}") from None
+    return sock, ep
+
+
+def conn_name(sock: socket.socket, ep: Endpoint) -> str:
+    """Go's ``udp4 127.0.0.1:41234->127.0.0.1:53``, naming the connection in errors."""
+    try:
+        local = sock.getsockname()
+        laddr = f"{local[0]}:{local[1]}" if ep.version == 4 else f"[{local[0]}]:{local[1]}"
+    except OSError:
+        laddr = "?"
+    return f"udp{ep.version} {laddr}->{ep.addr}"
+
+
+def io_error(op: str, sock: socket.socket, ep: Endpoint, reason: str | OSError) -> CheckError:
+    """Go's net.OpError text: ``read udp4 127.0.0.1:41234->127.0.0.1:53: i/o timeout``."""
+    if isinstance(reason, OSError):
+        reason = f"{'recvfrom' if op == 'read' else 'write'}: {os_error_text(reason)}"
+    return CheckError(f"{op} {conn_name(sock, ep)}: {reason}")
+
+
+async def receive_datagram(sock: socket.socket, ep: Endpoint, bufsize: int) -> bytes:
+    """The next datagram (cut at ``bufsize``); ``CheckError`` on timeout or socket error."""
+    while True:
+        try:
+            return sock.recv(bufsize)
+        except BlockingIOError:
+            pass
+        except OSError as error:
+            raise io_error("read", sock, ep, error) from None
+        try:
+            await readable(sock)
+        except TimeoutError:
+            raise io_error("read", sock, ep, _TIMEOUT_TEXT) from None
+
+
+def send_datagram(sock: socket.socket, ep: Endpoint, payload: bytes) -> None:
+    try:
+        sock.send(payload)
+    except OSError as error:  # incl. a full send buffer: Go would fail the write too
+        raise io_error("write", sock, ep, error) from None
+
+
+async def exchange_datagram(
+    sock: socket.socket, ep: Endpoint, payload: bytes, bufsize: int
+) -> tuple[bytes | None, str, CheckError | None]:
+    """Send one datagram and wait for one back.
+
+    Returns (reply, "", None), or (None, Go's message suffix, error) when it failed.
+    """
+    try:
+        send_datagram(sock, ep, payload)
+    except CheckError as error:
+        return None, "; failed to send request", error
+    try:
+        return await receive_datagram(sock, ep, bufsize), "", None
+    except CheckError as error:
+        return None, "; failed to read response", error
+
+
+def describe(checker: UDPChecker) -> str:
+    return f"UDP {checker.target}"
+
+
+async def check(checker: UDPChecker, timeout_s: float) -> Result:
+    start = now_ns()
+    await within(timeout_s)
+    target = checker.target
+    try:
+        msg = f"UDP check to {target.addr()}"
+    except ValueError:
+        msg = "UDP check to <nil>"
+    try:
+        sock, ep = open_udp(target)
+    except (OSError, CheckError) as error:
+        return Result(False, f"{msg}; failed to create socket", elapsed_ns(start), error)
+    try:
+        want = checker.receive.encode("utf-8", "surrogateescape")
+        send = checker.send.encode("utf-8", "surrogateescape")
+        # Read at least one byte: CPython answers a zero-length recv without asking the
+        # kernel, so it would neither wait for the datagram nor see "connection refused".
+        reply, suffix, io_error_ = await exchange_datagram(sock, ep, send, max(len(want), 1))
+        if reply is None:
+            return Result(False, msg + suffix, elapsed_ns(start), io_error_)
+        got = reply[: len(want)]
+        if got != want:
+            return Result(False, f"{msg}; unexpected response - {go_quote(got)}", elapsed_ns(start))
+        return Result(True, msg, elapsed_ns(start))
+    finally:
+        sock.close()
