@@ -1,0 +1,320 @@
+"""The engine emulator: checks-file parsing, serving over net/rpc, reloads, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from seesaw_healthcheck import model
+from seesaw_healthcheck.cli.engine import (
+    ConfigError,
+    EngineEmulator,
+    IdAllocator,
+    parse_checks,
+)
+from seesaw_healthcheck.gob.gotime import GoTime
+
+ONE_CHECK = """
+[[check]]
+name = "web-1"
+type = "tcp"
+ip = "127.0.0.1"
+port = 8080
+interval = "1s"
+timeout = "500ms"
+retries = 1
+"""
+
+TWO_CHECKS = ONE_CHECK + """
+[[check]]
+name = "dns-1"
+type = "dns"
+ip = "127.0.0.1"
+port = 53
+query = "www.example.com."
+query_type = "aaaa"
+answer = "::1"
+"""
+
+EVERY_TYPE = """
+[defaults]
+interval = "2s"
+timeout = "1s"
+retries = 3
+
+[[check]]
+id = 7
+type = "http"
+ip = "::1"
+port = 80
+request = "/healthz"
+response_code = 204
+
+[[check]]
+type = "https"
+ip = "10.0.0.1"
+port = 443
+mode = "dsr"
+host = "10.0.0.2"
+mark = 9
+tls_verify = false
+
+[[check]]
+type = "tcp_tls"
+ip = "127.0.0.1"
+port = 993
+send = "a"
+receive = "b"
+tls_verify = true
+
+[[check]]
+type = "udp"
+ip = "127.0.0.1"
+port = 514
+send = "x"
+receive = "y"
+
+[[check]]
+type = "radius"
+ip = "127.0.0.1"
+port = 1812
+username = "u"
+password = "p"
+secret = "s"
+
+[[check]]
+type = "ping"
+ip = "127.0.0.1"
+interval = "10s"
+"""
+
+
+def test_every_type_parses_with_seesaw_defaults() -> None:
+    checks = parse_checks(EVERY_TYPE, "every.toml")
+    by_type = {type(e.config.checker).__name__: e.config for e in checks.values()}
+    assert set(by_type) == {
+        "HTTPChecker", "TCPChecker", "UDPChecker", "RADIUSChecker", "PingChecker"
+    }
+    http = checks[7].config
+    assert isinstance(http.checker, model.HTTPChecker)
+    assert http.checker.method == "GET" and http.checker.request == "/healthz"
+    assert http.checker.response_code == 204 and http.checker.tls_verify
+    assert http.checker.target.proto == model.Proto.TCP
+    assert (http.interval, http.timeout, http.retries) == (2 * 10**9, 10**9, 3)
+    https = next(e.config.checker for e in checks.values()
+                 if isinstance(e.config.checker, model.HTTPChecker) and e.config.id != 7)
+    assert isinstance(https, model.HTTPChecker)
+    assert https.secure and not https.tls_verify
+    assert https.target.mode == model.Mode.DSR and https.target.mark == 9
+    assert https.target.host == model.ip_to_bytes("10.0.0.2")
+    radius = by_type["RADIUSChecker"].checker
+    assert isinstance(radius, model.RADIUSChecker) and radius.response == "accept"
+    ping = by_type["PingChecker"]
+    assert ping.interval == 10 * 10**9
+    assert isinstance(ping.checker, model.PingChecker)
+    assert ping.checker.target.proto == model.Proto.ICMP
+
+
+def test_ids_follow_seesaw_numbering_and_survive_reloads() -> None:
+    ids = IdAllocator()
+    base = (os.getpid() & 0xFFFF) << 48
+    first = parse_checks(TWO_CHECKS, "a.toml", ids=ids)
+    assert sorted(first) == [base, base + 1]
+    dns_id = next(i for i, e in first.items() if e.name == "dns-1")
+    # dns-1 keeps its id when web-1 goes away and a new check arrives.
+    second = parse_checks(TWO_CHECKS.replace("web-1", "web-2"), "a.toml", ids=ids)
+    assert next(i for i, e in second.items() if e.name == "dns-1") == dns_id
+    assert base + 2 in second
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[[check]]\ntype='tcp'\nip='127.0.0.1'", "port is required"),
+        ("[[check]]\ntype='tcp'\nip='127.0.0.1'\nport=1\nsnd='x'", "unknown field(s) snd"),
+        ("[[check]]\ntype='smtp'\nip='127.0.0.1'\nport=1", "type 'smtp' is not one of"),
+        ("[[check]]\ntype='tcp'\nip='nowhere'\nport=1", "is not an IP address"),
+        ("[[check]]\ntype='tcp'\nip='127.0.0.1'\nport=1\ninterval=5", "has no unit"),
+        ("[[check]]\ntype='tcp'\nip='127.0.0.1'\nport=1\ntimeout='5 s'", "timeout"),
+        ("[[check]]\ntype='tcp'\nip='127.0.0.1'\nport=70000", "out of range"),
+        ("[[check]]\ntype='ping'\nip='1.2.3.4'\nmode='dsr'\nhost='1.2.3.5'", "dsr or tun"),
+        ("[[check]]\ntype='dns'\nip='127.0.0.1'\nport=53\nquery='x.'\nquery_type='NOPE'",
+         "unknown DNS query_type"),
+        ("[[check]]\nid=1\ntype='ping'\nip='::1'\n[[check]]\nid=1\ntype='ping'\nip='::1'",
+         "already used"),
+        ("check = 1", "array of tables"),
+        ("[checks]", "unknown top-level key"),
+        ("[[check]\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_give_clear_errors(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_checks(text, "bad.toml")
+    assert expected in str(info.value)
+    assert str(info.value).startswith("bad.toml")
+
+
+def _wait_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+async def _await_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def _notification(check_id: int, state: model.State, message: str) -> model.Notification:
+    return model.Notification(
+        id=check_id,
+        status=model.Status(last_check=GoTime.now(),
+                            duration=1234, successes=1, state=state, message=message),
+    )
+
+
+def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
+    from seesaw_healthcheck import schema
+    from seesaw_healthcheck.rpc import RpcError, call
+
+    config = tmp_path / "checks.toml"
+    config.write_text(TWO_CHECKS)
+    record = tmp_path / "record.jsonl"
+    sock = str(tmp_path / "engine.sock")
+
+    async def scenario() -> None:
+        engine = EngineEmulator(str(config), record_path=str(record), poll_interval=0.05)
+        await engine.start(sock)
+        try:
+            checks = await call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
+                                schema.CONTEXT_ARG, schema.CHECKS)
+            assert isinstance(checks, model.Checks) and checks.configs is not None
+            assert {c.id for c in checks.configs.values()} == set(engine.checks)
+            web = next(i for i, e in engine.checks.items() if e.name == "web-1")
+            got = checks.configs[web]
+            assert got.interval == 10**9 and got.timeout == 500 * 10**6 and got.retries == 1
+            assert isinstance(got.checker, model.TCPChecker)
+            assert got.checker.target.port == 8080
+
+            # Like Seesaw's engine: a nil or untrusted context is refused.
+            with pytest.raises(RpcError, match=r"^context is nil$"):
+                await call(sock, schema.HEALTHCHECKS, None, schema.CONTEXT_ARG, schema.CHECKS)
+            untrusted = model.Context.trusted()
+            untrusted.auth_type = model.AuthType.UNTRUSTED
+            with pytest.raises(RpcError, match=r"^insufficient access$"):
+                await call(sock, schema.HEALTHCHECKS, untrusted, schema.CONTEXT_ARG,
+                           schema.CHECKS)
+            with pytest.raises(RpcError, match=r"^context is nil$"):
+                await call(sock, schema.HEALTH_STATE_METHOD,
+                           model.HealthState(ctx=None, notifications=[
+                               _notification(web, model.State.HEALTHY, "sneaky")]),
+                           schema.HEALTH_STATE_ARG, schema.INT_REPLY)
+            assert engine.refused == 3 and web not in engine.statuses
+
+            state = model.HealthState(ctx=model.Context.trusted(), notifications=[
+                _notification(web, model.State.HEALTHY, "TCP connect to 127.0.0.1:8080 ok")])
+            reply = await call(sock, schema.HEALTH_STATE_METHOD, state,
+                               schema.HEALTH_STATE_ARG, schema.INT_REPLY)
+            assert reply == 0
+            assert engine.statuses[web].state == model.State.HEALTHY
+            assert engine.statuses[web].message == "TCP connect to 127.0.0.1:8080 ok"
+
+            # Reload on change: a new file replaces the checks; ids of kept checks stay.
+            config.write_text(ONE_CHECK)
+            os.utime(config, (time.time() + 2, time.time() + 2))
+            await _await_for(lambda: len(engine.checks) == 1)
+            assert web in engine.checks
+
+            # A broken file keeps the last good checks and says why.
+            config.write_text("[[check]]\ntype = 'tcp'\n")
+            os.utime(config, (time.time() + 4, time.time() + 4))
+            await _await_for(lambda: engine.last_error is not None)
+            assert "ip is required" in (engine.last_error or "")
+            assert list(engine.checks) == [web]
+            again = await call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
+                               schema.CONTEXT_ARG, schema.CHECKS)
+            assert list(again.configs) == [web]
+        finally:
+            await engine.close()
+        assert not os.path.exists(sock)
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["name"] == "web-1" and lines[0]["state"] == "Healthy"
+    assert lines[0]["old_state"] == "Unknown" and lines[0]["duration"] == "1.234µs"
+
+
+def test_cli_reloads_on_sighup_and_keeps_last_good(tmp_path: Path) -> None:
+    from seesaw_healthcheck import schema
+    from seesaw_healthcheck.rpc import call
+
+    config = tmp_path / "checks.toml"
+    config.write_text(ONE_CHECK)
+    sock = str(tmp_path / "engine.sock")
+    stderr_path = tmp_path / "stderr.txt"
+
+    def fetch_names() -> int:
+        checks = asyncio.run(call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
+                                  schema.CONTEXT_ARG, schema.CHECKS, timeout=5.0))
+        return len(checks.configs or {})
+
+    with open(stderr_path, "wb") as err:
+        # -poll 1h: only SIGHUP can make it re-read the file within this test.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "seesaw_healthcheck.cli.engine", "-socket", sock,
+             "-config", str(config), "-poll", "1h", "-logtostderr"],
+            stdout=subprocess.DEVNULL, stderr=err,
+        )
+    try:
+        _wait_for(lambda: os.path.exists(sock), 10.0)
+        assert fetch_names() == 1
+        config.write_text(TWO_CHECKS)
+        time.sleep(0.2)
+        assert fetch_names() == 1  # not re-read yet
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: fetch_names() == 2)
+
+        config.write_text("[[check]\n")
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: "not valid TOML" in stderr_path.read_text())
+        assert fetch_names() == 2
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert not os.path.exists(sock)
+    log = stderr_path.read_text()
+    assert "keeping the last good config (2 checks)" in log
+    assert log.splitlines()[0][0] in "IWE"  # glog-style lines
+
+
+def test_cli_refuses_bad_config_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "checks.toml"
+    config.write_text("[[check]]\ntype = 'tcp'\nip = '127.0.0.1'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "seesaw_healthcheck.cli.engine", "-socket",
+         str(tmp_path / "e.sock"), "-config", str(config)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "port is required for a tcp check" in result.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "seesaw_healthcheck.cli.engine"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert missing.returncode == 2 and "-config is required" in missing.stderr
