@@ -200,16 +200,31 @@ type Engine struct {
 	refused           int64
 }
 
-var errNotTrusted = errors.New("insufficient privileges: context is not trusted")
+// The real engine's refusals, same texts.
+var (
+	errContext = errors.New("context is nil")
+	errAccess  = errors.New("insufficient access")
+)
+
+// checkContext refuses a nil or untrusted context, as Seesaw's engine does.
+func checkContext(ctx *ipc.Context) error {
+	if ctx == nil {
+		return errContext
+	}
+	if !ctx.IsTrusted() {
+		return errAccess
+	}
+	return nil
+}
 
 // Healthchecks returns the configured checks to a trusted caller.
 func (e *Engine) Healthchecks(ctx *ipc.Context, reply *healthcheck.Checks) error {
 	e.mu.Lock()
 	e.healthchecksCalls++
-	if !ctx.IsTrusted() {
+	if err := checkContext(ctx); err != nil {
 		e.refused++
 		e.mu.Unlock()
-		return errNotTrusted
+		return err
 	}
 	e.mu.Unlock()
 	checks := e.fixed
@@ -229,9 +244,9 @@ func (e *Engine) HealthState(args *healthcheck.HealthState, reply *int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.healthStateCalls++
-	if !args.Ctx.IsTrusted() {
+	if err := checkContext(args.Ctx); err != nil {
 		e.refused++
-		return errNotTrusted
+		return err
 	}
 	e.notifications += int64(len(args.Notifications))
 	if e.record != nil {

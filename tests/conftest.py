@@ -1,0 +1,61 @@
+"""Shared pytest fixtures. Add yours below; keep each one small and documented."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from tests import gopeer as _gopeer
+
+
+@pytest.fixture(scope="session")
+def gopeer() -> Path:
+    """Path of the Go peer binary (``build/gopeer``), built once per session if stale."""
+    if shutil.which("go") is None and not _gopeer.BINARY.exists():
+        pytest.skip("Go toolchain not installed (run `make go`)")
+    return _gopeer.build()
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A fresh directory with a short path: AF_UNIX socket paths are limited to 107 bytes,
+    which pytest's tmp_path can exceed."""
+    path = Path(tempfile.mkdtemp(prefix="ssw-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
+    """A port the kernel just gave out on ``host`` (may be reused later; fine for tests)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until truthy or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
