@@ -1,0 +1,158 @@
+"""The coalescing queue and the notifier's batching, retries and never-lose behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from seesaw_healthcheck.model import Notification, State, Status
+from seesaw_healthcheck.server.config import ServerConfig
+from seesaw_healthcheck.server.notifier import CoalescingQueue, Notifier
+
+MS = 1_000_000
+
+
+def status(state: State, successes: int = 0) -> Status:
+    return Status(state=state, successes=successes)
+
+
+def test_queue_coalesces_to_newest_keeping_order():
+    wakes: list[int] = []
+    queue = CoalescingQueue(full_at=3, wake=lambda: wakes.append(len(queue)))
+    queue.put(1, status(State.HEALTHY, 1))
+    queue.put(2, status(State.HEALTHY, 1))
+    assert len(wakes) == 1  # only empty -> non-empty wakes
+    queue.put(1, status(State.UNHEALTHY, 1))
+    assert len(queue) == 2 and queue.coalesced == 1
+    queue.put(3, status(State.HEALTHY))
+    assert len(wakes) == 2  # reached full_at
+    batch = queue.take(2)
+    assert [(n.id, n.status.state) for n in batch] == [(1, State.UNHEALTHY), (2, State.HEALTHY)]
+    assert [n.id for n in queue.take(10)] == [3]
+    assert len(queue) == 0
+
+
+def test_put_back_goes_first_and_newer_wins():
+    queue = CoalescingQueue(full_at=100)
+    queue.put_many([(1, status(State.HEALTHY)), (2, status(State.HEALTHY))])
+    failed = queue.take(100)
+    queue.put(2, status(State.UNHEALTHY))  # newer than the failed batch's entry
+    queue.put(5, status(State.HEALTHY))
+    queue.put_back(failed)
+    pending = queue.snapshot()
+    assert list(pending) == [1, 2, 5]
+    assert pending[2].state == State.UNHEALTHY
+
+
+def test_queue_threads_bounded_by_ids():
+    queue = CoalescingQueue(full_at=10)
+
+    def writer(base: int) -> None:
+        for k in range(20_000):
+            queue.put(base + k % 50, status(State.HEALTHY, k))
+
+    threads = [threading.Thread(target=writer, args=(i * 1000,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(queue) == 200  # memory bounded by the number of distinct ids
+    assert all(s.successes == 19_950 + k % 50 for k, s in queue.snapshot().items())
+
+
+class Engine:
+    """An in-process sender: records batches, fails while ``down`` is set."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[float, list[Notification]]] = []
+        self.down = False
+        self.attempts = 0
+
+    async def send(self, batch: list[Notification]) -> None:
+        self.attempts += 1
+        if self.down:
+            raise ConnectionRefusedError("engine down")
+        self.batches.append((time.monotonic(), list(batch)))
+
+
+async def start(config: ServerConfig) -> tuple[CoalescingQueue, Engine, asyncio.Task[None]]:
+    engine = Engine()
+    queue = CoalescingQueue(config.batch_size)
+    notifier = Notifier(config, queue, engine.send)
+    queue.set_wake(notifier.wake_threadsafe(asyncio.get_running_loop()))
+    return queue, engine, asyncio.create_task(notifier.run())
+
+
+def test_batch_delay_and_size():
+    async def scenario() -> None:
+        config = ServerConfig(batch_delay=80 * MS, batch_size=10)
+        queue, engine, task = await start(config)
+        t0 = time.monotonic()
+        queue.put(1, status(State.HEALTHY))
+        await asyncio.sleep(0.02)
+        queue.put(2, status(State.HEALTHY))
+        await asyncio.sleep(0.2)
+        assert len(engine.batches) == 1
+        sent_at, batch = engine.batches[0]
+        assert [n.id for n in batch] == [1, 2]
+        # No later than batch_delay after the first (with scheduling slack).
+        assert 0.07 <= sent_at - t0 < 0.15
+        # A full batch goes at once, without waiting for the delay; 25 -> 10 + 10 + 5.
+        engine.batches.clear()
+        t1 = time.monotonic()
+        queue.put_many((i, status(State.UNHEALTHY)) for i in range(100, 125))
+        await asyncio.sleep(0.2)
+        sizes = [len(b) for _, b in engine.batches]
+        assert sizes == [10, 10, 5]
+        assert engine.batches[0][0] - t1 < 0.05
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_engine_down_then_back_gets_latest_of_each_check():
+    async def scenario() -> None:
+        config = ServerConfig(
+            batch_delay=10 * MS, batch_size=3, retry_delay=30 * MS, max_failures=2
+        )
+        queue, engine, task = await start(config)
+        engine.down = True
+        for k in range(5):
+            queue.put(k, status(State.HEALTHY, 1))
+        await asyncio.sleep(0.15)
+        assert engine.attempts >= 3 and not engine.batches
+        # Changes while the engine is down: newest state per id wins.
+        queue.put(0, status(State.UNHEALTHY, 1))
+        queue.put(9, status(State.UNHEALTHY))
+        await asyncio.sleep(0.1)
+        assert not task.done()  # keeps going past max_failures (Seesaw would exit)
+        engine.down = False
+        await asyncio.sleep(0.2)
+        received = {n.id: n.status.state for _, b in engine.batches for n in b}
+        assert received == {
+            0: State.UNHEALTHY, 1: State.HEALTHY, 2: State.HEALTHY, 3: State.HEALTHY,
+            4: State.HEALTHY, 9: State.UNHEALTHY,
+        }  # fmt: skip
+        assert all(len(b) <= 3 for _, b in engine.batches)
+        assert len(queue) == 0
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_logs_error_at_max_failures(caplog: pytest.LogCaptureFixture):
+    async def scenario() -> None:
+        config = ServerConfig(batch_delay=1 * MS, retry_delay=5 * MS, max_failures=3)
+        queue, engine, task = await start(config)
+        engine.down = True
+        queue.put(1, status(State.HEALTHY))
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    with caplog.at_level("ERROR"):
+        asyncio.run(scenario())
+    assert "Send failed 1 times" in caplog.text
+    assert "3 errors in a row" in caplog.text
