@@ -1,0 +1,151 @@
+"""TCP (and TCP over TLS) checks, as Seesaw's ``TCPChecker``.
+
+Connect; with ``secure``, a TLS handshake (server name: an explicit ``sni`` if given,
+else the target IP, as Go does); then, if set, write ``send`` and read exactly
+``len(receive)`` bytes, which must equal ``receive``. Success and failure messages are
+Seesaw's: ``TCP connect to 127.0.0.1:80``, ``...; failed to connect``,
+``...; failed to send request``, ``...; failed to read response``,
+``...; unexpected response - "..."``.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from seesaw_healthcheck.checkers import tls
+from seesaw_healthcheck.checkers.base import (
+    CheckError,
+    Endpoint,
+    Result,
+    conn_name,
+    dial_tcp,
+    endpoint,
+    errno_text,
+    go_quote,
+    now_ns,
+)
+from seesaw_healthcheck.model import TCPChecker
+from seesaw_healthcheck.reactor import readable, writable
+
+__all__ = ["check", "describe", "recv_exactly", "send_all"]
+
+_WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
+_WANT_WRITE = (BlockingIOError, ssl.SSLWantWriteError)
+
+
+def describe(checker: TCPChecker) -> str:
+    attrs = []
+    if checker.secure:
+        attrs.append("secure")
+        if checker.tls_verify:
+            attrs.append("verify")
+    extra = f" [{'; '.join(attrs)}]" if attrs else ""
+    return f"TCP{extra} {checker.target}"
+
+
+def _io_error(op: str, sock: socket.socket, ep: Endpoint, error: BaseException) -> str:
+    """Go's ``read tcp4 a->b: <reason>`` text."""
+    if isinstance(error, TimeoutError):
+        reason = "i/o timeout"
+    elif isinstance(error, ssl.SSLError):
+        reason = tls.ssl_error_text(error, ep.host)
+        if reason == "EOF":
+            return "EOF"
+    elif isinstance(error, OSError) and error.errno is not None:
+        reason = f"{op}: {errno_text(error.errno)}"
+    else:
+        reason = str(error)
+    return f"{op} {conn_name(sock, ep)}: {reason}"
+
+
+async def send_all(sock: socket.socket, data: bytes) -> None:
+    """Write all of ``data`` to a non-blocking (TLS) socket."""
+    view = memoryview(data)
+    while view:
+        try:
+            sent = sock.send(view)
+        except _WANT_WRITE:
+            await writable(sock)
+            continue
+        except ssl.SSLWantReadError:
+            await readable(sock)
+            continue
+        view = view[sent:]
+
+
+async def recv_exactly(sock: socket.socket, size: int) -> tuple[bytes, bool]:
+    """Read up to ``size`` bytes; returns (data, eof) where eof means it ended early."""
+    chunks: list[bytes] = []
+    need = size
+    while need > 0:
+        try:
+            data = sock.recv(need)
+        except _WANT_READ:
+            await readable(sock)
+            continue
+        except ssl.SSLWantWriteError:
+            await writable(sock)
+            continue
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            data = b""
+        if not data:
+            return b"".join(chunks), True
+        chunks.append(data)
+        need -= len(data)
+    return b"".join(chunks), False
+
+
+async def check(checker: TCPChecker, timeout_s: float, sni: str | None = None) -> Result:
+    start = now_ns()
+    target = checker.target
+    try:
+        ep = endpoint(target)
+    except CheckError as error:
+        return Result(False, "TCP connect to (invalid target)", now_ns() - start, str(error))
+    msg = "TCP connect to " + ep.addr
+    try:
+        sock = await dial_tcp(ep, target.mark)
+    except CheckError as error:
+        return Result(False, msg + "; failed to connect", now_ns() - start, str(error))
+    except TimeoutError:
+        network = "tcp4" if ep.version == 4 else "tcp6"
+        error_text = f"dial {network} {ep.addr}: i/o timeout"
+        return Result(False, msg + "; failed to connect", now_ns() - start, error_text)
+
+    send = checker.send
+    receive = checker.receive
+    try:
+        if checker.secure:
+            server_name = sni or ep.host
+            try:
+                sock = await tls.handshake(sock, checker.tls_verify, server_name)
+            except CheckError as error:
+                return Result(False, msg, now_ns() - start, str(error))
+            except TimeoutError as error:
+                return Result(False, msg, now_ns() - start, _io_error("read", sock, ep, error))
+        if not send and not receive:
+            return Result(True, msg, now_ns() - start)
+        if send:
+            try:
+                await send_all(sock, send.encode("utf-8", "surrogateescape"))
+            except (OSError, TimeoutError) as error:
+                error_text = _io_error("write", sock, ep, error)
+                return Result(False, msg + "; failed to send request", now_ns() - start, error_text)
+        if receive:
+            want = receive.encode("utf-8", "surrogateescape")
+            read_failed = msg + "; failed to read response"
+            try:
+                got, eof = await recv_exactly(sock, len(want))
+            except (OSError, TimeoutError) as error:
+                error_text = _io_error("read", sock, ep, error)
+                return Result(False, read_failed, now_ns() - start, error_text)
+            if eof:
+                error_text = "unexpected EOF" if got else "EOF"
+                return Result(False, read_failed, now_ns() - start, error_text)
+            if got != want:
+                unexpected = f"{msg}; unexpected response - {go_quote(got)}"
+                return Result(False, unexpected, now_ns() - start)
+        return Result(True, msg, now_ns() - start)
+    finally:
+        sock.close()
