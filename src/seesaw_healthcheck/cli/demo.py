@@ -259,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     try:
         return asyncio.run(run_demo(args.config, args.duration, sys.stdout))
+    except DemoError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
 
