@@ -187,8 +187,11 @@ async def run_demo(config_path: str, duration: float | None, out: TextIO) -> int
             "-notify_interval", format_duration(settings["notify_interval"]),
         ]
         with open(server_log, "wb") as log_file:
+            # Its own session: a terminal's Ctrl-C reaches the demo only, which then
+            # stops the server itself (and does not mistake its exit for a crash).
             proc = await asyncio.create_subprocess_exec(
-                *command, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file
+                *command, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                start_new_session=True,
             )
         print(f"  server seesaw-healthcheck -engine {socket_path} (pid {proc.pid})", file=out)
         print("Ctrl-C to stop. State changes as the engine receives them:\n",
@@ -205,6 +208,8 @@ async def run_demo(config_path: str, duration: float | None, out: TextIO) -> int
                 wake = next_table if end is None else min(next_table, end)
                 await asyncio.wait({waiter, stopper}, timeout=max(0.0, wake - loop.time()),
                                    return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    break
                 if waiter.done():
                     print(f"\nthe server exited with status {proc.returncode}; its log:\n"
                           f"{_tail(server_log)}", file=out, flush=True)
