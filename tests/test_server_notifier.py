@@ -156,3 +156,16 @@ def test_logs_error_at_max_failures(caplog: pytest.LogCaptureFixture):
         asyncio.run(scenario())
     assert "Send failed 1 times" in caplog.text
     assert "3 errors in a row" in caplog.text
+
+
+def test_removed_ids_are_discarded_and_not_merged_back():
+    live = {1, 2, 3}
+    queue = CoalescingQueue(full_at=100)
+    queue.live = live.__contains__
+    queue.put_many([(1, status(State.HEALTHY)), (2, status(State.HEALTHY))])
+    in_flight = queue.take(100)
+    queue.put(3, status(State.HEALTHY))
+    live -= {2, 3}
+    queue.discard([2, 3])
+    queue.put_back(in_flight)  # the send failed after 2 was removed
+    assert list(queue.snapshot()) == [1]

@@ -67,6 +67,7 @@ class Server:
             dry_run=config.dry_run,
             notify_interval_s=config.notify_interval / 1e9,
         )
+        self.queue.live = self.manager.checks.__contains__
         self.notifier = Notifier(config, self.queue, engine_sender(config.engine_socket))
         self.updater = Updater(
             engine_fetcher(config.engine_socket),

@@ -342,6 +342,8 @@ class Manager:
             log.info("Stopping healthchecker for %d (%s)", check_id, gone.describe())
         for check_id in removed:
             self._logged_problems.pop(check_id, None)
+        if removed:
+            self.queue.discard(removed)
 
         added: list[ScheduledCheck] = []
         for check_id, maybe_config in configs.items():

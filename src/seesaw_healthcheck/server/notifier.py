@@ -31,7 +31,7 @@ class CoalescingQueue:
     when it reaches ``full_at`` entries, so the consumer never polls.
     """
 
-    __slots__ = ("_first_put", "_full_at", "_lock", "_pending", "_wake", "coalesced")
+    __slots__ = ("_first_put", "_full_at", "_lock", "_pending", "_wake", "coalesced", "live")
 
     def __init__(self, full_at: int, wake: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
@@ -40,6 +40,9 @@ class CoalescingQueue:
         self._wake = wake
         self._first_put = 0.0
         self.coalesced = 0  # how many Statuses a newer one replaced before being sent
+        # Which ids still exist: a failed batch is merged back only for those, so a check
+        # removed while its notification was in flight never reports again.
+        self.live: Callable[[int], bool] | None = None
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
@@ -65,6 +68,13 @@ class CoalescingQueue:
         if wake and self._wake is not None:
             self._wake()
 
+    def discard(self, ids: Iterable[int]) -> None:
+        """Drop pending entries of checks that no longer exist: they never report again."""
+        with self._lock:
+            pending = self._pending
+            for check_id in ids:
+                pending.pop(check_id, None)
+
     def take(self, limit: int) -> list[Notification]:
         """Remove and return up to ``limit`` notifications, oldest queued first."""
         with self._lock:
@@ -83,8 +93,11 @@ class CoalescingQueue:
         """Return a batch that was not sent, ahead of the rest; newer entries win."""
         with self._lock:
             rest = self._pending
+            live = self.live
             merged: dict[int, Status] = {}
             for n in batch:
+                if live is not None and not live(n.id):
+                    continue
                 if n.id not in rest:
                     merged[n.id] = n.status
                 else:
