@@ -1,0 +1,255 @@
+"""Server benchmark: the real `seesaw-healthcheck` process against the Go engine stand-in.
+
+Runs (each bounded, stops by itself):
+  1. `gopeer engine -configs 10000 -port P`: 10,000 TCP checks at a 1 s interval;
+  2. 50,000 TCP checks at a 5 s interval (a -checks file);
+against a local TCP target in another process (the C floor's serve mode when built,
+else a lean Python accept-and-close loop). Once every check has run, it measures over a
+window of WINDOW_S seconds (default 30): checks per second, CPU-µs per check of the server
+process (/proc/PID/stat utime+stime), RSS (/proc/PID/status VmRSS), p50/p99 lateness of
+each run against its scheduled slot (the server's histogram, via -stats_file), and the time
+until every check had run once. If the C floor (benchmarks/floor) is built, it also measures
+the floor's CPU-µs per TCP check in the same run and prints the ratio.
+
+Usage: .venv/bin/python benchmarks/server_bench.py [--window 30] [--only 10k|50k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
+
+from tests import gopeer  # noqa: E402
+
+from seesaw_healthcheck.server.manager import LATENESS_BOUNDS, percentile  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PY = sys.executable
+
+ACCEPT_LOOP = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(4096)
+print(s.getsockname()[1], flush=True)
+accept = s.accept
+while True:
+    c, _ = accept()
+    c.close()
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def read_stats(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def floor_binary() -> Path | None:
+    for candidate in (REPO / "build" / "floor" / "floor", REPO / "build" / "floor" / "checkfloor"):
+        if candidate.exists() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+class Target:
+    """A TCP accept-and-close target in its own process."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([PY, "-c", ACCEPT_LOOP], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.kind = "python accept loop"
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def floor_tcp_us(target_port: int) -> float | None:
+    """The C floor's CPU-µs per TCP check against the same target, if it is built."""
+    binary = floor_binary()
+    if binary is None:
+        return None
+    proc = subprocess.run(
+        [str(binary), "tcp", "127.0.0.1", str(target_port), "20000", "100"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for token in proc.stdout.replace("=", " ").split():
+        try:
+            return float(token)
+        except ValueError:
+            continue
+    return None
+
+
+def run_case(
+    name: str, n: int, interval: str, window_s: float, target: Target, tmp: Path
+) -> dict[str, Any]:
+    sock = tmp / f"engine-{name}.sock"
+    stats_file = tmp / f"stats-{name}.json"
+    if interval == "1s":
+        engine = gopeer.GoEngine(sock, configs=n, port=target.port)
+    else:
+        checks = tmp / f"checks-{name}.json"
+        gopeer.write_checks_file(
+            checks,
+            [
+                {"id": i, "interval": interval, "timeout": "1s", "type": "tcp",
+                 "ip": "127.0.0.1", "port": target.port}
+                for i in range(1, n + 1)
+            ],
+        )  # fmt: skip
+        engine = gopeer.GoEngine(sock, checks_file=checks)
+    log_path = tmp / f"server-{name}.log"
+    with engine, open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [PY, "-m", "seesaw_healthcheck.cli.healthcheck", "-engine", str(sock),
+             "-stats_file", str(stats_file), "-logtostderr"],
+            stderr=log,
+            stdout=log,
+        )  # fmt: skip
+        try:
+            return measure(name, n, interval, window_s, server, stats_file)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(5)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def measure(
+    name: str,
+    n: int,
+    interval: str,
+    window_s: float,
+    server: subprocess.Popen[bytes],
+    stats_file: Path,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    stats = None
+    while time.monotonic() < deadline:
+        stats = read_stats(stats_file)
+        if stats and stats["all_ran_at"] and stats["ran_once"] >= n:
+            break
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited with {server.returncode}")
+        time.sleep(0.5)
+    else:
+        raise RuntimeError(f"{name}: not every check ran within 120 s: {stats}")
+    assert stats is not None
+    all_ran_after = stats["all_ran_after_s"]
+    time.sleep(2.0)  # let the startup logging and the first full fetch settle
+    s0, c0, t0 = read_stats(stats_file), cpu_seconds(server.pid), time.monotonic()
+    rss_samples = []
+    while time.monotonic() - t0 < window_s:
+        time.sleep(1.0)
+        rss_samples.append(rss_mib(server.pid))
+    time.sleep(1.1)  # the stats file is rewritten every second
+    s1, c1, t1 = read_stats(stats_file), cpu_seconds(server.pid), time.monotonic()
+    assert s0 and s1
+    checks = s1["checks_run"] - s0["checks_run"]
+    elapsed = s1["now"] - s0["now"]
+    counts = [b - a for a, b in zip(s0["lateness_counts"], s1["lateness_counts"], strict=True)]
+    return {
+        "case": name,
+        "checks": n,
+        "interval": interval,
+        "window_s": round(elapsed, 1),
+        "checks_per_s": checks / elapsed,
+        "cpu_us_per_check": (c1 - c0) / checks * 1e6 if checks else float("nan"),
+        "cpu_percent": (c1 - c0) / (t1 - t0) * 100,
+        "rss_mib_median": statistics.median(rss_samples),
+        "rss_mib_max": max(rss_samples),
+        "lateness_p50_ms": percentile(LATENESS_BOUNDS, counts, 0.50) * 1e3,
+        "lateness_p99_ms": percentile(LATENESS_BOUNDS, counts, 0.99) * 1e3,
+        "skipped_busy": s1["skipped_busy"] - s0["skipped_busy"],
+        "skipped_late": s1["skipped_late"] - s0["skipped_late"],
+        "all_ran_once_after_s": all_ran_after,
+        "send_failures": s1["send_failures"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--window", type=float, default=30.0, help="seconds measured per case")
+    parser.add_argument("--only", choices=("10k", "50k"), default=None)
+    args = parser.parse_args()
+    if shutil.which("go") is None and not gopeer.BINARY.exists():
+        print("server_bench: Go is not installed; skipping (run `make go`)")
+        return 0
+    gopeer.build()
+    tmp = Path(tempfile.mkdtemp(prefix="ssw-bench-", dir="/tmp"))
+    target = Target()
+    results = []
+    try:
+        cases = [("10k", 10_000, "1s"), ("50k", 50_000, "5s")]
+        for name, n, interval in cases:
+            if args.only in (None, name):
+                print(f"running {name}: {n} TCP checks every {interval} ...", flush=True)
+                results.append(run_case(name, n, interval, args.window, target, tmp))
+        floor_us = floor_tcp_us(target.port)
+    finally:
+        target.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"target: {target.kind}; window {args.window:g} s per case")
+    header = (
+        f"{'case':>5} {'checks/s':>9} {'CPU-us/check':>12} {'CPU%':>6} {'RSS MiB':>8} "
+        f"{'late p50 ms':>11} {'late p99 ms':>11} {'all ran (s)':>11} {'skipped':>8}"
+    )
+    print(header)
+    for r in results:
+        print(
+            f"{r['case']:>5} {r['checks_per_s']:9.0f} {r['cpu_us_per_check']:12.1f} "
+            f"{r['cpu_percent']:6.1f} {r['rss_mib_max']:8.1f} {r['lateness_p50_ms']:11.3f} "
+            f"{r['lateness_p99_ms']:11.3f} {r['all_ran_once_after_s']:11.2f} "
+            f"{r['skipped_busy'] + r['skipped_late']:8d}"
+        )
+    if floor_us is not None:
+        for r in results:
+            print(
+                f"C floor TCP check: {floor_us:.1f} CPU-us; {r['case']} server/floor ratio "
+                f"{r['cpu_us_per_check'] / floor_us:.2f}"
+            )
+    else:
+        print("C floor: not built (benchmarks/floor); no ratio")
+    for r in results:
+        print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
