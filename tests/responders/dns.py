@@ -7,13 +7,15 @@ Names are looked up without regard to case. A name in the zone with no records o
 asked type gets NOERROR with no answers, an unknown name NXDOMAIN. ``truncate_udp`` answers
 UDP with an empty TC reply (the full answer only over TCP); ``silent`` drops every query;
 ``stray_first`` sends a reply with the wrong id (and one for another question) before the
-real one; ``rcode`` forces a response code; ``not_response`` clears the QR bit.
+real one; a CNAME is followed within the zone, as a real server does; ``rcode``
+forces a response code; ``not_response`` clears the QR bit.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import dns.exception
 import dns.flags
@@ -53,6 +55,8 @@ class DNSResponder(DatagramServer):
         self.rcode = rcode
         self.not_response = not_response
         self.ttl = ttl
+        self.silent_tcp = False  # accept TCP connections but never answer
+        self.drop_real_reply = False  # with stray_first: send only the stray replies
         self.udp_queries = 0
         self.tcp_queries = 0
         # TCP on the same port number as UDP, as a DNS server listens.
@@ -76,10 +80,18 @@ class DNSResponder(DatagramServer):
         if question.name not in self.names:
             response.set_rcode(dns.rcode.NXDOMAIN)
             return response
-        texts = self.zone.get((question.name, question.rdtype), [])
+        name = question.name
+        texts = self.zone.get((name, question.rdtype), [])
+        alias = self.zone.get((name, dns.rdatatype.CNAME), [])
+        if not texts and alias:  # as a real server: the CNAME, then the target's records
+            response.answer.append(
+                dns.rrset.from_text_list(name, self.ttl, question.rdclass, "CNAME", alias)
+            )
+            name = dns.name.from_text(alias[0])
+            texts = self.zone.get((name, question.rdtype), [])
         if texts:
             rrset = dns.rrset.from_text_list(
-                question.name, self.ttl, question.rdclass, question.rdtype, texts
+                name, self.ttl, question.rdclass, question.rdtype, texts
             )
             response.answer.append(rrset)
         return response
@@ -101,6 +113,8 @@ class DNSResponder(DatagramServer):
             other.id = query.id
             other.flags |= dns.flags.QR
             replies.append(other.to_wire())
+        if self.drop_real_reply:
+            return replies
         response = self.answer(query)
         if self.truncate_udp:
             response.answer.clear()
@@ -119,7 +133,8 @@ class DNSResponder(DatagramServer):
             try:
                 (length,) = struct.unpack("!H", _recv_exactly(conn, 2))
                 query = dns.message.from_wire(_recv_exactly(conn, length))
-                if self.silent:
+                if self.silent or self.silent_tcp:
+                    time.sleep(1.0)  # hold the connection open, answer nothing
                     return
                 wire = self.answer(query).to_wire()
                 conn.sendall(struct.pack("!H", len(wire)) + wire)

@@ -34,6 +34,7 @@ class DatagramServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(target=self._serve, name=type(self).__name__, daemon=True)
         self._extra: list[tuple[socket.socket, Callable[[], None]]] = []
+        self.reply_socket: socket.socket | None = None  # replies from another port if set
 
     def handle(self, data: bytes, peer: tuple[str, int]) -> list[bytes]:  # pragma: no cover
         raise NotImplementedError
@@ -62,7 +63,7 @@ class DatagramServer:
         self.received.append(data)
         for reply in self.handle(data, peer):
             with contextlib.suppress(OSError):
-                self.sock.sendto(reply, peer)
+                (self.reply_socket or self.sock).sendto(reply, peer)
 
     def __enter__(self) -> DatagramServer:
         self._thread.start()
@@ -74,6 +75,8 @@ class DatagramServer:
             self._thread.join(5)
         for sock in (self.sock, self._wake_r, self._wake_w, *(s for s, _ in self._extra)):
             sock.close()
+        if self.reply_socket is not None:
+            self.reply_socket.close()
 
     def __exit__(
         self,
@@ -86,14 +89,23 @@ class DatagramServer:
 
 class UDPEchoResponder(DatagramServer):
     """Echoes each datagram (``reply=None``), sends ``reply`` instead (bytes), or the
-    callable's answer; ``silent=True`` answers nothing."""
+    callable's answer; ``silent=True`` answers nothing. ``from_other_port=True`` sends the
+    replies from a second socket, as a stray source would."""
 
     def __init__(
-        self, host: str = "127.0.0.1", *, reply: Reply = None, silent: bool = False
+        self,
+        host: str = "127.0.0.1",
+        *,
+        reply: Reply = None,
+        silent: bool = False,
+        from_other_port: bool = False,
     ) -> None:
         super().__init__(host)
         self.reply = reply
         self.silent = silent
+        if from_other_port:
+            self.reply_socket = socket.socket(self.family, socket.SOCK_DGRAM)
+            self.reply_socket.bind((host, 0))
 
     def handle(self, data: bytes, peer: tuple[str, int]) -> list[bytes]:
         if self.silent:
