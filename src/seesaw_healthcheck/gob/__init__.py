@@ -1,0 +1,58 @@
+"""A sans-IO codec for Go's encoding/gob wire format (as Go 1.19 writes it)."""
+
+from .decoder import Decoder, zero_value
+from .encoder import Encoder, TypeIds
+from .gotime import GoTime, GoTimeError
+from .types import (
+    NEED_DATA,
+    TIME,
+    Array,
+    Bool,
+    Bytes,
+    Complex,
+    Field,
+    Float,
+    GobEncoded,
+    GobError,
+    GobType,
+    Int,
+    Interface,
+    Map,
+    Ptr,
+    Registry,
+    Slice,
+    String,
+    Struct,
+    Uint,
+    UnknownValue,
+)
+
+__all__ = [
+    "NEED_DATA",
+    "TIME",
+    "Array",
+    "Bool",
+    "Bytes",
+    "Complex",
+    "Decoder",
+    "Encoder",
+    "Field",
+    "Float",
+    "GoTime",
+    "GoTimeError",
+    "GobEncoded",
+    "GobError",
+    "GobType",
+    "Int",
+    "Interface",
+    "Map",
+    "Ptr",
+    "Registry",
+    "Slice",
+    "String",
+    "Struct",
+    "TypeIds",
+    "Uint",
+    "UnknownValue",
+    "zero_value",
+]

@@ -1,0 +1,824 @@
+"""Sans-IO gob decoder: feed bytes, take values out.
+
+Decoding plans are compiled once per (wire type id, descriptor) and cached, so the hot
+loop is a chain of closures over bytes with integer positions. Type definitions are
+consumed as they come. A value that holds interfaces may span several messages (Go
+flushes type definitions for a new concrete type mid-value); ``next()`` only returns a
+value once all of its messages are in, and otherwise rolls back and asks for more.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from .types import (
+    BOOL_ID,
+    BYTES_ID,
+    COMPLEX_ID,
+    FLOAT_ID,
+    INT_ID,
+    INTERFACE_ID,
+    NEED_DATA,
+    STRING_ID,
+    UINT_ID,
+    Array,
+    Bool,
+    Bytes,
+    Complex,
+    Float,
+    GobEncoded,
+    GobError,
+    GobType,
+    Int,
+    Interface,
+    Map,
+    Ptr,
+    Slice,
+    String,
+    Struct,
+    Uint,
+    UnknownValue,
+    _NeedData,
+)
+from .wire import (
+    ARRAY_T,
+    BINARY_MARSHALER_T,
+    GOB_ENCODER_T,
+    KIND_NAMES,
+    MAP_T,
+    SLICE_T,
+    STRUCT_T,
+    TEXT_MARSHALER_T,
+    WireType,
+)
+
+Op = Callable[[bytes, int], tuple[Any, int]]
+
+DEFAULT_MAX_MESSAGE = 64 << 20
+MAX_TYPE_DEPTH = 100  # nesting of type definitions / recursive values we follow
+MAX_NAME = 1024  # Go's limit on an interface's concrete type name
+FIRST_DEFINABLE_ID = 64  # Go refuses definitions below firstUserId
+
+_F64 = struct.Struct("<d")
+_F32 = struct.Struct("<f")
+_MAX_F32 = 3.4028234663852886e38
+
+_BASIC_NAMES = {
+    BOOL_ID: "bool", INT_ID: "int", UINT_ID: "uint", FLOAT_ID: "float", BYTES_ID: "[]byte",
+    STRING_ID: "string", COMPLEX_ID: "complex", INTERFACE_ID: "interface",
+}
+_BASIC_OF: dict[type, int] = {
+    Bool: BOOL_ID, Int: INT_ID, Uint: UINT_ID, Float: FLOAT_ID, Bytes: BYTES_ID,
+    String: STRING_ID, Complex: COMPLEX_ID, Interface: INTERFACE_ID,
+}
+_GENERIC_BASICS: dict[int, GobType | None] = {
+    BOOL_ID: Bool(), INT_ID: Int(), UINT_ID: Uint(), FLOAT_ID: Float(), BYTES_ID: Bytes(),
+    STRING_ID: String(), COMPLEX_ID: Complex(), INTERFACE_ID: None,
+}
+_ENCODED_KIND = {"gob": GOB_ENCODER_T, "binary": BINARY_MARSHALER_T, "text": TEXT_MARSHALER_T}
+
+
+class _Corrupt(Exception):
+    """Internal: bad data at a position in the current snapshot."""
+
+    def __init__(self, msg: str, pos: int) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.pos = pos
+
+
+class _Incomplete(Exception):
+    """Internal: a value continues in a message that has not fully arrived."""
+
+    def __init__(self, need: int) -> None:
+        super().__init__(need)
+        self.need = need  # bytes needed from the value's start
+
+
+def _uint_slow(data: bytes, pos: int) -> tuple[int, int]:
+    n = 256 - data[pos]
+    if n > 8:
+        raise _Corrupt(f"invalid uint: {n}-byte count", pos)
+    e = pos + 1 + n
+    if e > len(data):
+        raise IndexError
+    return int.from_bytes(data[pos + 1 : e], "big"), e
+
+
+def read_uint(data: bytes, pos: int) -> tuple[int, int]:
+    b = data[pos]
+    if b < 128:
+        return b, pos + 1
+    return _uint_slow(data, pos)
+
+
+def read_int(data: bytes, pos: int) -> tuple[int, int]:
+    b = data[pos]
+    if b < 128:
+        x = b
+        pos += 1
+    else:
+        x, pos = _uint_slow(data, pos)
+    return (~(x >> 1) if x & 1 else x >> 1), pos
+
+
+def _bits_float(x: int) -> float:
+    return float(_F64.unpack(x.to_bytes(8, "big"))[0])
+
+
+def _to_f32(f: float, pos: int) -> float:
+    if _MAX_F32 < abs(f) < float("inf"):
+        raise _Corrupt(f"value out of range: {f} does not fit float32", pos)
+    return float(_F32.unpack(_F32.pack(f))[0])
+
+
+def _zero_factory(t: GobType) -> tuple[bool, Any]:
+    """(is_mutable, value-or-factory) for a descriptor's Go zero value."""
+    if isinstance(t, Ptr | Interface):
+        return False, None
+    if isinstance(t, Bool):
+        return False, False
+    if isinstance(t, Int | Uint):
+        return False, 0
+    if isinstance(t, Float):
+        return False, 0.0
+    if isinstance(t, Complex):
+        return False, 0j
+    if isinstance(t, String):
+        return False, ""
+    if isinstance(t, Bytes):
+        return False, b""
+    if isinstance(t, Slice):
+        return True, list
+    if isinstance(t, Map):
+        return True, dict
+    if isinstance(t, Array):
+        mut, z = _zero_factory(t.elem)
+        n = t.length
+        if mut:
+            return True, lambda: [z() for _ in range(n)]
+        return True, lambda: [z] * n
+    if isinstance(t, Struct):
+        return True, lambda: zero_value(t)
+    if isinstance(t, GobEncoded):
+        cls = t.cls
+
+        def make_zero() -> Any:
+            try:
+                return cls()
+            except Exception:
+                return None
+        return True, make_zero
+    raise GobError(f"not a gob type descriptor: {t!r}")
+
+
+def zero_value(t: GobType) -> Any:
+    """Go's zero value of ``t`` as a Python value (fresh containers every call)."""
+    if isinstance(t, Struct):
+        kw = {}
+        for f in t.fields:
+            mut, z = _zero_factory(f.type)
+            kw[f.key if t.cls is not None else f.name] = z() if mut else z
+        return t.cls(**kw) if t.cls is not None else kw
+    mut, z = _zero_factory(t)
+    return z() if mut else z
+
+
+class Decoder:
+    """Decodes one gob stream. ``feed(bytes)`` then ``next(type)`` until ``NEED_DATA``."""
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        if max_message <= 0:
+            raise ValueError("max_message must be positive")
+        self.max_message = max_message
+        self._buf = bytearray()
+        self._off = 0  # start of unconsumed bytes in _buf
+        self._abs = 0  # stream offset of _buf[0]
+        self._snap: bytes | None = None  # bytes(_buf[_snap_base:]) while _buf is unchanged
+        self._snap_base = 0
+        self._need = 1  # unconsumed bytes needed before trying again
+        self._end = 0  # end of the current message, in snapshot positions
+        self._wire: dict[int, WireType] = {}
+        self._added: list[int] = []
+        self._ops: dict[tuple[int, Any], Op] = {}
+        self._error: GobError | None = None
+        self._depth = 0
+        self._compile_depth = 0
+
+    # -- input --
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if data:
+            self._buf += data
+            self._snap = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet consumed by a whole value or type definition."""
+        return len(self._buf) - self._off
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the first unconsumed byte."""
+        return self._abs + self._off
+
+    def close(self) -> None:
+        """Declare end of stream: raises ``GobError`` if a partial message is pending."""
+        if self._error is not None:
+            raise self._error
+        if self.buffered:
+            raise GobError(
+                f"unexpected end of stream: {self.buffered} bytes of an incomplete message "
+                f"at offset {self.offset}"
+            )
+
+    def _compact(self) -> None:
+        if self._off > 65536 and self._off * 2 > len(self._buf):
+            del self._buf[: self._off]
+            self._abs += self._off
+            self._off = 0
+            self._snap = None
+
+    def _snapshot(self) -> bytes:
+        if self._snap is None:
+            self._snap = bytes(self._buf[self._off :])
+            self._snap_base = self._off
+        return self._snap
+
+    # -- output --
+
+    def next(self, type: GobType | None = None) -> Any:
+        """The next top-level value (decoded into ``type``, or generically), or NEED_DATA."""
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next(type)
+        except GobError as e:
+            self._error = e
+            raise
+
+    def _next(self, type: GobType | None) -> Any:
+        while True:
+            avail = len(self._buf) - self._off
+            if avail < self._need:
+                return NEED_DATA
+            n, hl = self._peek_frame()
+            if n < 0:
+                self._need = avail + 1
+                return NEED_DATA
+            if avail < hl + n:
+                self._need = hl + n
+                return NEED_DATA
+            self._need = 1
+            data = self._snapshot()
+            base = self._off - self._snap_base
+            start = base + hl
+            self._end = start + n
+            self._added = []
+            self._depth = 0
+            try:
+                tid, pos = read_int(data, start)
+                if tid < 0:
+                    pos = self._recv_type(-tid, data, pos)
+                    if pos != self._end:
+                        raise _Corrupt("extra data after type definition", pos)
+                    self._off = self._snap_base + self._end
+                    self._compact()
+                    continue
+                value, pos = self._decode_value(tid, type, data, pos, top=True)
+                if pos > self._end:
+                    raise _Corrupt("value overruns its message", self._end)
+            except _Incomplete as inc:
+                for i in self._added:
+                    self._wire.pop(i, None)
+                    self._drop_ops(i)
+                self._need = inc.need - base
+                return NEED_DATA
+            except _Corrupt as c:
+                raise GobError(
+                    f"gob: {c.msg} at offset {self._abs + self._snap_base + c.pos}"
+                ) from None
+            except IndexError:
+                raise GobError(
+                    "gob: truncated or corrupt value: data ends early in message at offset "
+                    f"{self._abs + self._off}"
+                ) from None
+            except RecursionError:
+                raise GobError(
+                    f"gob: value nested too deeply in message at offset {self._abs + self._off}"
+                ) from None
+            # Go discards whatever follows the value in its message.
+            self._off = self._snap_base + self._end
+            self._compact()
+            return value
+
+    def _peek_frame(self) -> tuple[int, int]:
+        """(length, header size) of the message at _off; (-1, 0) if the header is partial."""
+        buf, off = self._buf, self._off
+        b = buf[off]
+        if b < 128:
+            n, hl = b, 1
+        else:
+            cnt = 256 - b
+            if cnt > 8:
+                raise GobError(f"gob: invalid message length header at offset {self.offset}")
+            if len(buf) - off < 1 + cnt:
+                return -1, 0
+            n, hl = int.from_bytes(buf[off + 1 : off + 1 + cnt], "big"), 1 + cnt
+        if n > self.max_message:
+            raise GobError(
+                f"gob: message length {n} at offset {self.offset} exceeds the limit of "
+                f"{self.max_message} bytes"
+            )
+        if n == 0:
+            raise GobError(f"gob: empty message at offset {self.offset}")
+        return n, hl
+
+    def _next_frame(self, data: bytes, pos: int) -> int:
+        """Move into the message starting at pos (inside a value); returns its start."""
+        if pos >= len(data):
+            raise _Incomplete(pos + 1)
+        b = data[pos]
+        if b < 128:
+            n, hl = b, 1
+        else:
+            cnt = 256 - b
+            if cnt > 8:
+                raise _Corrupt("invalid message length header", pos)
+            if len(data) < pos + 1 + cnt:
+                raise _Incomplete(pos + 1 + cnt)
+            n, hl = int.from_bytes(data[pos + 1 : pos + 1 + cnt], "big"), 1 + cnt
+        if n > self.max_message:
+            raise _Corrupt(f"message length {n} exceeds the limit of {self.max_message}", pos)
+        if n == 0:
+            raise _Corrupt("empty message", pos)
+        if len(data) < pos + hl + n:
+            raise _Incomplete(pos + hl + n)
+        self._end = pos + hl + n
+        return pos + hl
+
+    # -- type definitions --
+
+    def _recv_type(self, tid: int, data: bytes, pos: int) -> int:
+        if tid < FIRST_DEFINABLE_ID or tid in self._wire:
+            raise _Corrupt(f"duplicate or reserved type id {tid} defined", pos)
+        wt, pos = self._parse_wire_type(tid, data, pos)
+        self._wire[tid] = wt
+        self._added.append(tid)
+        return pos
+
+    def _parse_wire_type(self, tid: int, data: bytes, pos: int) -> tuple[WireType, int]:
+        start = pos
+        delta, pos = read_uint(data, pos)
+        kind = delta - 1
+        if not 0 <= kind <= TEXT_MARSHALER_T:
+            raise _Corrupt(f"bad type definition for id {tid}: unknown kind field {delta}", start)
+        wt = WireType(kind, "", tid)
+        field = -1
+        while True:  # the inner type's fields
+            delta, pos = read_uint(data, pos)
+            if delta == 0:
+                break
+            field += delta
+            if field == 0:  # CommonType{Name, Id}
+                pos = self._parse_common(wt, data, pos)
+            elif kind == STRUCT_T and field == 1:
+                count, pos = read_uint(data, pos)
+                if count > self._end - pos:
+                    raise _Corrupt(f"type {tid}: {count} fields exceed the message", pos)
+                for _ in range(count):
+                    pos = self._parse_field(wt, data, pos)
+            elif kind in (ARRAY_T, SLICE_T, MAP_T) and field <= (2 if kind != SLICE_T else 1):
+                v, pos = read_int(data, pos)
+                if kind == ARRAY_T:
+                    if field == 1:
+                        wt.elem = v
+                    else:
+                        if v < 0:
+                            raise _Corrupt(f"type {tid}: negative array length {v}", pos)
+                        wt.length = v
+                elif kind == MAP_T:
+                    if field == 1:
+                        wt.key = v
+                    else:
+                        wt.elem = v
+                else:
+                    wt.elem = v
+            else:
+                raise _Corrupt(f"bad type definition for id {tid}: unexpected field {field}", pos)
+        end_delta, pos = read_uint(data, pos)
+        if end_delta != 0:
+            raise _Corrupt(f"bad type definition for id {tid}: more than one kind", pos)
+        if pos > self._end:
+            raise _Corrupt(f"type definition {tid} overruns its message", self._end)
+        return wt, pos
+
+    def _parse_common(self, wt: WireType, data: bytes, pos: int) -> int:
+        field = -1
+        while True:
+            delta, pos = read_uint(data, pos)
+            if delta == 0:
+                return pos
+            field += delta
+            if field == 0:
+                wt.name, pos = self._read_str(data, pos)
+            elif field == 1:
+                _, pos = read_int(data, pos)  # Go ignores the id inside the definition
+            else:
+                raise _Corrupt(f"bad type definition: CommonType field {field}", pos)
+
+    def _parse_field(self, wt: WireType, data: bytes, pos: int) -> int:
+        name, fid, field = "", 0, -1
+        while True:
+            delta, pos = read_uint(data, pos)
+            if delta == 0:
+                break
+            field += delta
+            if field == 0:
+                name, pos = self._read_str(data, pos)
+            elif field == 1:
+                fid, pos = read_int(data, pos)
+            else:
+                raise _Corrupt(f"bad struct field definition: field {field}", pos)
+        wt.fields.append((name, fid))
+        return pos
+
+    def _read_str(self, data: bytes, pos: int) -> tuple[str, int]:
+        n, pos = read_uint(data, pos)
+        if n > self._end - pos:
+            raise _Corrupt(f"string length {n} exceeds the message", pos)
+        return data[pos : pos + n].decode("utf-8", "surrogateescape"), pos + n
+
+    def _drop_ops(self, tid: int) -> None:
+        for k in [k for k in self._ops if k[0] == tid]:
+            del self._ops[k]
+
+    # -- values --
+
+    def _type_name(self, tid: int) -> str:
+        if tid in _BASIC_NAMES:
+            return _BASIC_NAMES[tid]
+        wt = self._wire.get(tid)
+        if wt is None:
+            return f"unknown type id {tid}"
+        return f"{KIND_NAMES[wt.kind]} {wt.name or '(unnamed)'} (id {tid})"
+
+    def _decode_value(
+        self, tid: int, t: GobType | None, data: bytes, pos: int, top: bool = False
+    ) -> tuple[Any, int]:
+        """A value as sent at top level or inside an interface: a struct, or a singleton."""
+        b = _base(t) if t is not None else None
+        wt = self._wire.get(tid)
+        if tid not in _BASIC_NAMES and wt is None:
+            raise _Corrupt(f"value of undefined type id {tid}", pos)
+        op = self._op(tid, b, pos)
+        if isinstance(b, Struct) or (b is None and wt is not None and wt.kind == STRUCT_T):
+            if isinstance(b, Struct) and wt is not None and wt.fields and b.fields:
+                names = {f.name for f in b.fields}
+                if not any(name in names for name, _ in wt.fields):
+                    raise _Corrupt(f"type mismatch: no fields matched compiling decoder for "
+                                   f"{b.name}", pos)
+            return op(data, pos)
+        delta, pos = read_uint(data, pos)
+        if delta != 0:
+            raise _Corrupt("corrupted data: non-zero delta for singleton", pos)
+        return op(data, pos)
+
+    def _op(self, tid: int, t: GobType | None, pos: int) -> Op:
+        key = (tid, t)
+        op = self._ops.get(key)
+        if op is not None:
+            return op
+        if self._compile_depth > MAX_TYPE_DEPTH:
+            raise _Corrupt(f"types nested more than {MAX_TYPE_DEPTH} deep", pos)
+        # Placeholder first, so recursive types compile to a loop of closures; the
+        # placeholder also bounds how deep a recursive value may nest.
+        cell: list[Op] = []
+
+        def recursive(data: bytes, p: int) -> tuple[Any, int]:
+            self._depth += 1
+            if self._depth > MAX_TYPE_DEPTH:
+                raise _Corrupt(f"value nested more than {MAX_TYPE_DEPTH} deep", p)
+            try:
+                return cell[0](data, p)
+            finally:
+                self._depth -= 1
+
+        self._ops[key] = recursive
+        self._compile_depth += 1
+        try:
+            compiled = self._compile(tid, t, pos)
+        except BaseException:
+            del self._ops[key]
+            raise
+        finally:
+            self._compile_depth -= 1
+        cell.append(compiled)
+        self._ops[key] = compiled
+        return compiled
+
+    def _mismatch(self, tid: int, t: GobType, pos: int) -> _Corrupt:
+        return _Corrupt(f"type mismatch: cannot decode {self._type_name(tid)} into {t!r}", pos)
+
+    def _compile(self, tid: int, t: GobType | None, pos: int) -> Op:
+        if t is not None:
+            t = _base(t)
+        wt = self._wire.get(tid)
+        if wt is None and tid not in _BASIC_NAMES:
+            raise _Corrupt(f"reference to undefined type id {tid}", pos)
+        if t is None:
+            return self._compile_generic(tid, wt, pos)
+        if isinstance(t, GobEncoded):
+            if wt is None or wt.kind != _ENCODED_KIND[t.kind]:
+                raise self._mismatch(tid, t, pos)
+            return self._encoded_op(t)
+        if wt is not None and wt.kind in (GOB_ENCODER_T, BINARY_MARSHALER_T, TEXT_MARSHALER_T):
+            raise self._mismatch(tid, t, pos)
+        want = _BASIC_OF.get(type(t))
+        if want is not None:
+            if tid != want:
+                raise self._mismatch(tid, t, pos)
+            return self._basic_op(t)
+        assert wt is not None
+        if isinstance(t, Struct):
+            if wt.kind != STRUCT_T:
+                raise _Corrupt(f"type mismatch: want struct type {t.name}; got "
+                               f"{self._type_name(tid)}", pos)
+            return self._struct_op(wt, t, pos)
+        if isinstance(t, Slice):
+            if wt.kind != SLICE_T:
+                raise self._mismatch(tid, t, pos)
+            return self._seq_op(self._op(wt.elem, t.elem, pos), -1)
+        if isinstance(t, Array):
+            if wt.kind != ARRAY_T or wt.length != t.length:
+                raise self._mismatch(tid, t, pos)
+            return self._seq_op(self._op(wt.elem, t.elem, pos), t.length)
+        if isinstance(t, Map):
+            if wt.kind != MAP_T:
+                raise self._mismatch(tid, t, pos)
+            return self._map_op(self._op(wt.key, t.key, pos), self._op(wt.elem, t.elem, pos))
+        raise self._mismatch(tid, t, pos)
+
+    def _compile_generic(self, tid: int, wt: WireType | None, pos: int) -> Op:
+        if wt is None:
+            return self._basic_op(_GENERIC_BASICS[tid])
+        k = wt.kind
+        if k == STRUCT_T:
+            return self._struct_op(wt, None, pos)
+        if k == SLICE_T:
+            return self._seq_op(self._op(wt.elem, None, pos), -1)
+        if k == ARRAY_T:
+            return self._seq_op(self._op(wt.elem, None, pos), wt.length)
+        if k == MAP_T:
+            return self._map_op(self._op(wt.key, None, pos), self._op(wt.elem, None, pos))
+        return self._encoded_op(None, wt.name)
+
+    def _basic_op(self, t: GobType | None) -> Op:
+        if t is None or isinstance(t, Interface):
+            return self._interface_op(t)
+        if isinstance(t, Bool):
+            def op_bool(data: bytes, pos: int) -> tuple[Any, int]:
+                b = data[pos]
+                if b == 0:
+                    return False, pos + 1
+                if b == 1:
+                    return True, pos + 1
+                v, pos = read_uint(data, pos)
+                raise _Corrupt(f"invalid bool value {v}", pos)
+            return op_bool
+        if isinstance(t, Int):
+            if t.bits == 64:
+                def op_int(data: bytes, pos: int) -> tuple[Any, int]:
+                    b = data[pos]
+                    if b < 128:
+                        x = b
+                        pos += 1
+                    else:
+                        x, pos = _uint_slow(data, pos)
+                    return (~(x >> 1) if x & 1 else x >> 1), pos
+                return op_int
+            lo, hi = -(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1
+
+            def op_int_n(data: bytes, pos: int) -> tuple[Any, int]:
+                x, p = read_uint(data, pos)
+                v = ~(x >> 1) if x & 1 else x >> 1
+                if not lo <= v <= hi:
+                    raise _Corrupt(f"value out of range: {v} does not fit int{t.bits}", pos)
+                return v, p
+            return op_int_n
+        if isinstance(t, Uint):
+            if t.bits == 64:
+                return read_uint
+            hi = (1 << t.bits) - 1
+
+            def op_uint_n(data: bytes, pos: int) -> tuple[Any, int]:
+                v, p = read_uint(data, pos)
+                if v > hi:
+                    raise _Corrupt(f"value out of range: {v} does not fit uint{t.bits}", pos)
+                return v, p
+            return op_uint_n
+        if isinstance(t, Float):
+            f32 = t.bits == 32
+
+            def op_float(data: bytes, pos: int) -> tuple[Any, int]:
+                x, p = read_uint(data, pos)
+                f = _bits_float(x)
+                return (_to_f32(f, pos) if f32 else f), p
+            return op_float
+        if isinstance(t, Complex):
+            c64 = t.bits == 64
+
+            def op_complex(data: bytes, pos: int) -> tuple[Any, int]:
+                x, p = read_uint(data, pos)
+                y, p = read_uint(data, p)
+                re, im = _bits_float(x), _bits_float(y)
+                if c64:
+                    re, im = _to_f32(re, pos), _to_f32(im, pos)
+                return complex(re, im), p
+            return op_complex
+        if isinstance(t, String):
+            def op_string(data: bytes, pos: int) -> tuple[Any, int]:
+                b = data[pos]
+                if b < 128:
+                    n = b
+                    pos += 1
+                else:
+                    n, pos = _uint_slow(data, pos)
+                e = pos + n
+                if e > self._end:
+                    raise _Corrupt(f"string length {n} exceeds the message", pos)
+                return data[pos:e].decode("utf-8", "surrogateescape"), e
+            return op_string
+        if isinstance(t, Bytes):
+            def op_bytes(data: bytes, pos: int) -> tuple[Any, int]:
+                n, pos = read_uint(data, pos)
+                e = pos + n
+                if e > self._end:
+                    raise _Corrupt(f"byte slice length {n} exceeds the message", pos)
+                return data[pos:e], e
+            return op_bytes
+        raise GobError(f"not a basic type: {t!r}")
+
+    def _encoded_op(self, t: GobEncoded | None, wire_name: str = "") -> Op:
+        def op_encoded(data: bytes, pos: int) -> tuple[Any, int]:
+            n, p = read_uint(data, pos)
+            e = p + n
+            if e > self._end:
+                raise _Corrupt(f"encoded value length {n} exceeds the message", pos)
+            raw = data[p:e]
+            if t is None:
+                return UnknownValue(wire_name, raw, True), e
+            try:
+                return t.decode(raw), e
+            except Exception as exc:
+                raise _Corrupt(f"cannot decode {t.name}: {exc}", pos) from None
+        return op_encoded
+
+    def _seq_op(self, elem: Op, length: int) -> Op:
+        def op_seq(data: bytes, pos: int) -> tuple[Any, int]:
+            b = data[pos]
+            if b < 128:
+                n = b
+                pos += 1
+            else:
+                n, pos = _uint_slow(data, pos)
+            if n > self._end - pos:
+                raise _Corrupt(f"slice length {n} exceeds the message", pos)
+            if length >= 0 and n != length:
+                raise _Corrupt(f"array length {n} does not match declared {length}", pos)
+            out: list[Any] = []
+            append = out.append
+            for _ in range(n):
+                v, pos = elem(data, pos)
+                append(v)
+            return out, pos
+        return op_seq
+
+    def _map_op(self, key: Op, elem: Op) -> Op:
+        def op_map(data: bytes, pos: int) -> tuple[Any, int]:
+            n, pos = read_uint(data, pos)
+            if 2 * n > self._end - pos:
+                raise _Corrupt(f"map length {n} exceeds the message", pos)
+            out = {}
+            for _ in range(n):
+                kp = pos
+                k, pos = key(data, pos)
+                v, pos = elem(data, pos)
+                try:
+                    out[k] = v
+                except TypeError:
+                    raise _Corrupt("map key is not hashable in Python", kp) from None
+            return out, pos
+        return op_map
+
+    def _interface_op(self, t: Interface | None) -> Op:
+        registry = t.registry if t is not None else None
+
+        def op_iface(data: bytes, pos: int) -> tuple[Any, int]:
+            start = pos
+            n, pos = read_uint(data, pos)
+            if n == 0:
+                return None, pos
+            if n > MAX_NAME or pos + n > self._end:
+                raise _Corrupt(f"invalid interface type name length {n}", start)
+            name = data[pos : pos + n].decode("utf-8", "surrogateescape")
+            pos += n
+            entry = None
+            if registry is not None:
+                entry = registry.by_name.get(name)
+                if entry is None and not registry.lenient:
+                    raise _Corrupt(f"name not registered for interface: {name!r}", start)
+            cid, pos = self._type_sequence(data, pos)
+            _, pos = read_uint(data, pos)  # byte count of the value; not needed
+            self._depth += 1
+            if self._depth > MAX_TYPE_DEPTH:
+                raise _Corrupt(f"interfaces nested more than {MAX_TYPE_DEPTH} deep", pos)
+            try:
+                if entry is None:
+                    v, pos = self._decode_value(cid, None, data, pos)
+                    return UnknownValue(name, v), pos
+                return self._decode_value(cid, entry[0], data, pos)
+            finally:
+                self._depth -= 1
+        return op_iface
+
+    def _type_sequence(self, data: bytes, pos: int) -> tuple[int, int]:
+        """Type definitions that may precede an interface's concrete type id (Go's
+        decodeTypeSequence): they may continue into following messages."""
+        while True:
+            if pos >= self._end:
+                pos = self._next_frame(data, pos)
+            tid, pos = read_int(data, pos)
+            if tid >= 0:
+                return tid, pos
+            pos = self._recv_type(-tid, data, pos)
+            if pos < self._end:
+                _, pos = read_uint(data, pos)  # count of the value that follows
+
+    def _struct_op(self, wt: WireType, t: Struct | None, pos: int) -> Op:
+        nwire = len(wt.fields)
+        plan: list[tuple[Op, str | None]] = []
+        zeros: dict[str, Any] = {}
+        mutables: list[tuple[str, Callable[[], Any]]] = []
+        make: Callable[..., Any] | None = None
+        sname = wt.name
+        if t is not None:
+            make = t.cls
+            by_name = {f.name: f for f in t.fields}
+            for fname, fid in wt.fields:
+                f = by_name.get(fname)
+                if f is None or not fname[:1].isupper():
+                    plan.append((self._op(fid, None, pos), None))
+                else:
+                    plan.append((self._op(fid, f.type, pos), f.key if make else f.name))
+            for f in t.fields:
+                mut, z = _zero_factory(f.type)
+                k = f.key if make else f.name
+                if mut:
+                    mutables.append((k, z))
+                else:
+                    zeros[k] = z
+        else:
+            for fname, fid in wt.fields:
+                if not fname:
+                    raise _Corrupt(f"empty name for remote field of type {sname}", pos)
+                plan.append((self._op(fid, None, pos), fname))
+
+        def op_struct(data: bytes, pos: int) -> tuple[Any, int]:
+            kw = zeros.copy()
+            fieldnum = -1
+            while True:
+                b = data[pos]
+                if b < 128:
+                    pos += 1
+                    if b == 0:
+                        break
+                    fieldnum += b
+                else:
+                    d, pos = _uint_slow(data, pos)
+                    fieldnum += d
+                if fieldnum >= nwire:
+                    raise _Corrupt(f"field number {fieldnum} out of range for struct {sname}",
+                                   pos)
+                op, k = plan[fieldnum]
+                v, pos = op(data, pos)
+                if k is not None:
+                    kw[k] = v
+            for k, z in mutables:
+                if k not in kw:
+                    kw[k] = z()
+            if make is not None:
+                return make(**kw), pos
+            return kw, pos
+        return op_struct
+
+
+def _base(t: GobType) -> GobType:
+    while isinstance(t, Ptr):
+        t = t.elem
+    return t
+
+
+_ = _NeedData
