@@ -38,7 +38,8 @@ PROCESS_TIMEOUT = 15.0
 # with the backend's name. Prints "ready" once every socket is bound.
 BACKEND_CODE = r"""
 import socket, sys, threading
-name, vips, tcp_port, http_port, udp_port = sys.argv[1], sys.argv[2].split(","), *map(int, sys.argv[3:6])
+name, vips = sys.argv[1], sys.argv[2].split(",")
+tcp_port, http_port, udp_port = map(int, sys.argv[3:6])
 
 def listen(vip, port, kind):
     family = socket.AF_INET6 if ":" in vip else socket.AF_INET
