@@ -342,7 +342,9 @@ def test_a_thousand_hostile_checks_leave_no_fds(hostile: Hostile) -> None:
     for (case, _), outcome in zip(checks, outcomes, strict=True):
         assert isinstance(outcome, Result), f"{case.name}: {outcome!r}"
         _assert_verdict(case, outcome)
-        assert outcome.duration_ns <= (TIMEOUT_S + SLACK_S) * 1e9 * 4, f"{case.name}: {outcome}"
+        # 250 at once on one thread: allow one more slack for loop lag (measured here:
+        # p99 310 ms, max 312 ms for a 300 ms timeout).
+        assert outcome.duration_ns <= (TIMEOUT_S + 2 * SLACK_S) * 1e9, f"{case.name}: {outcome}"
     waves = -(-BATCH // CONCURRENCY)
     assert elapsed < waves * (TIMEOUT_S + 1.0), f"{BATCH} checks took {elapsed:.1f}s"
     assert after == before, f"fds: {before} before, {after} after ({after_no_gc} before gc)"
