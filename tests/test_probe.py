@@ -211,3 +211,13 @@ def test_go_unquote_refuses(text: str) -> None:
 def test_dns_type_names() -> None:
     assert [dns_type(n) for n in ("A", "aaaa", "CNAME", "NS", "MX", "SOA", "TXT", "PTR", "SRV")] \
         == [1, 28, 5, 2, 15, 6, 16, 12, 33]  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_ping_counts_replies(host: str) -> None:
+    done = probe("-type", "ping", "-ip", host, "-count", "2", "-timeout", "1s")
+    if "not permitted" in done.stdout:
+        pytest.skip("ICMP sockets are not permitted here")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(f"Received reply from {host} in ") == 2
+    assert "Sent 2 packets, received 2 replies" in done.stdout
