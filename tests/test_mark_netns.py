@@ -267,3 +267,19 @@ def test_marked_checks_reach_backend_a_and_unmarked_reach_b(
     verdicts = [r["success"] for r in results]
     texts = [r["text"] for r in results]
     assert verdicts == [True, False, True, True, False, True, False], texts
+
+
+def test_probe_mark_flag_steers(topology: Topology) -> None:
+    """``seesaw-healthcheck-probe -mark 7`` inside the client namespace reaches A."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    codes = []
+    for mark in (MARK, 0):
+        done = subprocess.run(
+            ["ip", "netns", "exec", topology.client, sys.executable, "-m",
+             "seesaw_healthcheck.cli.probe", "-type", "tcp", "-ip", VIP4,
+             "-port", str(TCP_PORT), "-mark", str(mark), "-receive", "A", "-timeout", "2s"],
+            capture_output=True, text=True, timeout=PROCESS_TIMEOUT, env=env,
+        )  # fmt: skip
+        codes.append((done.returncode, done.stdout.strip().splitlines()[0]))
+    assert [code for code, _ in codes] == [0, 1], codes
+    assert 'unexpected response - "B"' in codes[1][1]
