@@ -1,0 +1,236 @@
+"""ICMP ping checker: message bytes, and real echoes from 127.0.0.1 and ::1 on the
+shared socket (raw as root; the datagram-socket path in a private network namespace)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seesaw_healthcheck import checkers
+from seesaw_healthcheck.checkers import ping
+from seesaw_healthcheck.checkers.base import Result
+from seesaw_healthcheck.model import PingChecker, Proto, Target, ip_to_bytes
+from seesaw_healthcheck.reactor import Reactor, sleep
+
+HOSTS = ["127.0.0.1", "::1"]
+# Never answered: class E (IPv4) and the discard-only prefix (IPv6, RFC 6666).
+SILENT = {"127.0.0.1": "240.0.0.1", "::1": "100::1"}
+
+
+def icmp_unavailable() -> str | None:
+    for family, proto in ((socket.AF_INET, socket.IPPROTO_ICMP), (socket.AF_INET6, 58)):
+        for kind in (socket.SOCK_RAW, socket.SOCK_DGRAM):
+            try:
+                socket.socket(family, kind, proto).close()
+                break
+            except OSError as error:
+                reason = f"no ICMP socket for {family.name}: {error}"
+        else:
+            return reason
+    return None
+
+
+pytestmark = pytest.mark.skipif(icmp_unavailable() is not None, reason=str(icmp_unavailable()))
+
+
+def ping_checker(host: str, ident: int = 0x1234, seq: int = 7, mark: int = 0) -> PingChecker:
+    proto = Proto.ICMPV6 if ":" in host else Proto.ICMP
+    return PingChecker(
+        target=Target(ip=ip_to_bytes(host), proto=proto, mark=mark), id=ident, seqnum=seq
+    )
+
+
+@pytest.fixture
+def reactor() -> Iterator[Reactor]:
+    with Reactor() as r:
+        yield r
+        ping.close_sockets(r)
+
+
+def run_all(reactor: Reactor, cs: list[PingChecker], timeout_s: float) -> list[Result]:
+    results: dict[int, Result] = {}
+
+    async def main() -> None:
+        for n, checker in enumerate(cs):
+            reactor.spawn(
+                checkers.run(checker, timeout_s), on_done=lambda r, n=n: results.__setitem__(n, r)
+            )
+        while len(results) < len(cs):
+            await sleep(0.005)
+
+    reactor.run(main(), timeout=timeout_s + 2)
+    return [results[n] for n in range(len(cs))]
+
+
+# --- Messages ------------------------------------------------------------------------
+
+
+def go_echo_request(ipv6: bool, ident: int, seq: int) -> bytes:
+    """Seesaw's newICMPEchoRequest, from its description: 64 bytes, 'Healthcheck' x4."""
+    body = bytearray(64)
+    filler = b"Healthcheck" * ((64 - 8) // 12)
+    body[8 : 8 + len(filler)] = filler
+    body[0] = 128 if ipv6 else 8
+    body[4:8] = struct.pack("!HH", ident, seq)
+    if not ipv6:
+        total = sum(struct.unpack("!32H", bytes(body)))
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        body[2:4] = struct.pack("!H", ~total & 0xFFFF)
+    return bytes(body)
+
+
+@pytest.mark.parametrize("ipv6", [False, True])
+def test_request_is_seesaws_with_the_token_in_its_zero_tail(ipv6: bool) -> None:
+    zero_token = ping.build_echo_request(ipv6, 0xBEEF, 0x0102, b"\x00" * 8)
+    assert zero_token == go_echo_request(ipv6, 0xBEEF, 0x0102)
+    tokened = ping.build_echo_request(ipv6, 0xBEEF, 0x0102, b"12345678")
+    assert tokened[-8:] == b"12345678" and tokened[8:52] == zero_token[8:52]
+    if not ipv6:
+        assert ping.icmp_checksum(tokened) == 0
+
+
+def test_parse_reply_with_ip_header_and_checksum() -> None:
+    request = ping.build_echo_request(False, 9, 10, b"abcdefgh")
+    reply = bytearray(request)
+    reply[0] = 0
+    reply[2:4] = b"\x00\x00"
+    reply[2:4] = struct.pack("!H", ping.icmp_checksum(bytes(reply)))
+    header = bytes([0x45, 0, 0, 84]) + b"\x00" * 16
+    parsed = ping.parse_echo_reply(header + bytes(reply), ipv6=False, ip_header=True)
+    assert parsed == ping.EchoReply(9, 10, parsed.checksum if parsed else 0, True, b"abcdefgh")
+    reply[20] ^= 0xFF  # corrupt the payload
+    bad = ping.parse_echo_reply(bytes(reply), ipv6=False, ip_header=False)
+    assert bad is not None and not bad.checksum_ok
+    assert ping.parse_echo_reply(request, ipv6=False, ip_header=False) is None  # a request
+    assert ping.parse_echo_reply(b"\x00" * 7, ipv6=False, ip_header=False) is None
+
+
+# --- Live ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_ping_loopback(reactor: Reactor, host: str) -> None:
+    checker = ping_checker(host, seq=0xFFFF)
+    result = reactor.run(checkers.run(checker, 1.0))
+    assert result.success, str(result)
+    assert result.message == f"ICMP ping to host {host}" and result.error is None
+    assert checker.seqnum == 0  # the next check uses the next sequence number, wrapping
+    assert reactor.run(checkers.run(checker, 1.0)).success
+    assert checker.seqnum == 1
+    assert ping.describe(checker) == f"PING {host}"
+
+
+def test_concurrent_pings_share_one_socket_and_keep_their_replies(reactor: Reactor) -> None:
+    """Same target, same ID and Seqnum, 2x40 at once: each gets its own reply; one socket
+    per family; and a check of a silent target with the same ID/Seqnum gets none."""
+    cs = [ping_checker(h, ident=1, seq=1) for h in HOSTS for _ in range(40)]
+    silent = [ping_checker(SILENT[h], ident=1, seq=1) for h in HOSTS]
+    results = run_all(reactor, cs + silent, 0.5)
+    assert all(r.success for r in results[: len(cs)]), [str(r) for r in results if not r.success]
+    assert not any(r.success for r in results[len(cs) :])
+    sockets = ping.open_sockets(reactor)
+    assert sorted(s.family for s in sockets) == [socket.AF_INET, socket.AF_INET6]
+    assert all(not s.waiters for s in sockets)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_silent_target_fails_within_timeout(reactor: Reactor, host: str) -> None:
+    started = time.monotonic()
+    result = reactor.run(checkers.run(ping_checker(SILENT[host]), 0.3))
+    elapsed = time.monotonic() - started
+    assert not result.success
+    assert elapsed < 0.8
+    # No route at all fails at once; otherwise the read times out.
+    assert "i/o timeout" in str(result.error) or "unreachable" in str(result.error)
+
+
+def test_mark_gets_its_own_socket(reactor: Reactor) -> None:
+    result = reactor.run(checkers.run(ping_checker("127.0.0.1", mark=0x55), 1.0))
+    if not result.success:
+        assert "mark" in str(result.error)
+        return
+    (marked,) = [s for s in ping.open_sockets(reactor) if s.mark == 0x55]
+    assert marked.sock.getsockopt(socket.SOL_SOCKET, socket.SO_MARK) == 0x55
+    assert reactor.run(checkers.run(ping_checker("127.0.0.1"), 1.0)).success
+    assert len(ping.open_sockets(reactor)) == 2
+
+
+def test_idle_socket_is_closed(reactor: Reactor, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ping, "IDLE_CLOSE_S", 0.05)
+    assert reactor.run(checkers.run(ping_checker("127.0.0.1"), 1.0)).success
+    (shared,) = ping.open_sockets(reactor)
+
+    async def wait() -> None:
+        await sleep(0.2)
+
+    reactor.run(wait())
+    assert shared.closed and shared.sock.fileno() == -1
+    assert ping.open_sockets(reactor) == []
+
+
+DGRAM_SCRIPT = textwrap.dedent(
+    """
+    import socket
+    from seesaw_healthcheck import checkers
+    from seesaw_healthcheck.checkers import ping
+    from seesaw_healthcheck.model import PingChecker, Target, ip_to_bytes
+    from seesaw_healthcheck.reactor import Reactor
+    with Reactor() as reactor:
+        for host in ("127.0.0.1", "::1"):
+            checker = PingChecker(target=Target(ip=ip_to_bytes(host)), id=4242, seqnum=3)
+            result = reactor.run(checkers.run(checker, 1.0))
+            (shared,) = [s for s in ping.open_sockets(reactor) if s.ipv6 == (":" in host)]
+            own_id = shared.kernel_id == shared.sock.getsockname()[1]
+            print(host, result.success, shared.raw, own_id, result)
+        ping.close_sockets(reactor)
+    """
+)
+
+
+@pytest.mark.skipif(
+    not (shutil.which("unshare") and shutil.which("setpriv")), reason="no unshare/setpriv"
+)
+def test_unprivileged_datagram_socket(tmp_path: Path) -> None:
+    """Without CAP_NET_RAW, in a fresh network namespace whose ping_group_range allows us."""
+    script = tmp_path / "dgram.py"
+    script.write_text(DGRAM_SCRIPT)
+    shell = (
+        "ip link set lo up && sysctl -qw net.ipv4.ping_group_range='0 2147483647' && "
+        f"exec setpriv --inh-caps=-net_raw --bounding-set=-net_raw {sys.executable} {script}"
+    )
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c", shell], capture_output=True, text=True, timeout=30
+    )
+    if proc.returncode != 0 and "unshare" in proc.stderr:
+        pytest.skip(f"cannot make a network namespace: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[:4] for line in lines] == [
+        ["127.0.0.1", "True", "False", "True"],
+        ["::1", "True", "False", "True"],
+    ], proc.stdout
+
+
+def run_check(checker: Any, timeout_s: float = 1.0) -> Result:
+    with Reactor() as reactor:
+        try:
+            return reactor.run(checkers.run(checker, timeout_s))
+        finally:
+            ping.close_sockets(reactor)
+
+
+def test_bad_target_fails_cleanly() -> None:
+    result = run_check(PingChecker(target=Target(ip=b"")))
+    assert not result.success and result.message == "ICMP ping to host <nil>"
+    assert "invalid IP" in str(result.error)
