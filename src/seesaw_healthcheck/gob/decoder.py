@@ -230,7 +230,7 @@ class Decoder:
             raise self._error
         if self.buffered:
             raise GobError(
-                f"unexpected end of stream: {self.buffered} bytes of an incomplete message "
+                f"gob: unexpected end of stream: {self.buffered} bytes of an incomplete message "
                 f"at offset {self.offset}"
             )
 
@@ -541,7 +541,8 @@ class Decoder:
             if tid != want:
                 raise self._mismatch(tid, t, pos)
             return self._basic_op(t)
-        assert wt is not None
+        if wt is None:
+            raise self._mismatch(tid, t, pos)
         if isinstance(t, Struct):
             if wt.kind != STRUCT_T:
                 raise _Corrupt(f"type mismatch: want struct type {t.name}; got "
