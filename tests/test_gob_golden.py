@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.gopeer import recipe_checks
 
 from seesaw_healthcheck import model, schema
 from seesaw_healthcheck.gob import (
@@ -625,6 +626,9 @@ def golden_cases() -> list[Case]:
         BIG_ID, 0, model.TCPChecker(model.Target(ip=ip16("::1"), port=22, proto=6))
     )
     cases.append(unordered("checks_full", schema.CHECKS, model.Checks(full)))
+    # Go splits this value's message where each checker type is first defined, so the
+    # map's count arrives in a message much shorter than the map (tests/go/golden.go).
+    cases.append(unordered("checks_recipe_300", schema.CHECKS, recipe_checks(300)))
     return cases
 
 
