@@ -78,7 +78,7 @@ class Sparse:
     c: bool = False
     d: float = 0.0
     e: list[int] = field(default_factory=list)
-    f: dict[str, int] = field(default_factory=dict)
+    f: dict[str, int] | None = None  # Go: a nil map is omitted, an empty one is sent
     g: Inner | None = None
     h: int = 0
     i: list[int] = field(default_factory=lambda: [0, 0])

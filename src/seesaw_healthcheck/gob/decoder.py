@@ -206,6 +206,8 @@ class Decoder:
         self._error: GobError | None = None
         self._depth = 0
         self._compile_depth = 0
+        self._value_start = 0  # snapshot position where the current value's frames begin
+        self._avail = 0  # snapshot length
 
     # -- input --
 
@@ -276,6 +278,8 @@ class Decoder:
             base = self._off - self._snap_base
             start = base + hl
             self._end = start + n
+            self._value_start = base
+            self._avail = len(data)
             self._added = []
             self._depth = 0
             try:
@@ -295,6 +299,11 @@ class Decoder:
                     self._wire.pop(i, None)
                     self._drop_ops(i)
                 self._need = inc.need - base
+                if self._need > self.max_message:
+                    raise GobError(
+                        f"gob: value at offset {self.offset} spans more than the limit of "
+                        f"{self.max_message} bytes"
+                    ) from None
                 return NEED_DATA
             except _Corrupt as c:
                 raise GobError(
@@ -551,15 +560,17 @@ class Decoder:
         if isinstance(t, Slice):
             if wt.kind != SLICE_T:
                 raise self._mismatch(tid, t, pos)
-            return self._seq_op(self._op(wt.elem, t.elem, pos), -1)
+            return self._seq_op(self._op(wt.elem, t.elem, pos), -1, wt.elem)
         if isinstance(t, Array):
             if wt.kind != ARRAY_T or wt.length != t.length:
                 raise self._mismatch(tid, t, pos)
-            return self._seq_op(self._op(wt.elem, t.elem, pos), t.length)
+            return self._seq_op(self._op(wt.elem, t.elem, pos), t.length, wt.elem)
         if isinstance(t, Map):
             if wt.kind != MAP_T:
                 raise self._mismatch(tid, t, pos)
-            return self._map_op(self._op(wt.key, t.key, pos), self._op(wt.elem, t.elem, pos))
+            return self._map_op(
+                self._op(wt.key, t.key, pos), self._op(wt.elem, t.elem, pos), tid
+            )
         raise self._mismatch(tid, t, pos)
 
     def _compile_generic(self, tid: int, wt: WireType | None, pos: int) -> Op:
@@ -569,11 +580,11 @@ class Decoder:
         if k == STRUCT_T:
             return self._struct_op(wt, None, pos)
         if k == SLICE_T:
-            return self._seq_op(self._op(wt.elem, None, pos), -1)
+            return self._seq_op(self._op(wt.elem, None, pos), -1, wt.elem)
         if k == ARRAY_T:
-            return self._seq_op(self._op(wt.elem, None, pos), wt.length)
+            return self._seq_op(self._op(wt.elem, None, pos), wt.length, wt.elem)
         if k == MAP_T:
-            return self._map_op(self._op(wt.key, None, pos), self._op(wt.elem, None, pos))
+            return self._map_op(self._op(wt.key, None, pos), self._op(wt.elem, None, pos), tid)
         return self._encoded_op(None, wt.name)
 
     def _basic_op(self, t: GobType | None) -> Op:
@@ -677,7 +688,39 @@ class Decoder:
                 raise _Corrupt(f"cannot decode {t.name}: {exc}", pos) from None
         return op_encoded
 
-    def _seq_op(self, elem: Op, length: int) -> Op:
+    def _may_split(self, tid: int) -> bool:
+        """Whether a value of wire type ``tid`` can hold an interface, and so continue
+        in later messages (Go flushes new type definitions mid-value)."""
+        seen: set[int] = set()
+        todo = [tid]
+        while todo:
+            t = todo.pop()
+            if t == INTERFACE_ID:
+                return True
+            if t in seen:
+                continue
+            seen.add(t)
+            wt = self._wire.get(t)
+            if wt is None:
+                continue
+            todo.extend(fid for _, fid in wt.fields)
+            todo.extend((wt.elem, wt.key))
+        return False
+
+    def _check_count(self, n: int, per_item: int, pos: int, may_split: bool) -> None:
+        """A count that does not fit the current message is corrupt unless the value can
+        continue in messages still to come; nothing is ever allocated from it."""
+        if not may_split:
+            raise _Corrupt(f"count {n} exceeds the message", pos)
+        need = pos + n * per_item
+        if need - self._value_start > self.max_message:
+            raise _Corrupt(f"count {n} exceeds the message size limit", pos)
+        if need > self._avail:
+            raise _Incomplete(need)
+
+    def _seq_op(self, elem: Op, length: int, elem_id: int) -> Op:
+        may_split = self._may_split(elem_id)
+
         def op_seq(data: bytes, pos: int) -> tuple[Any, int]:
             b = data[pos]
             if b < 128:
@@ -686,7 +729,7 @@ class Decoder:
             else:
                 n, pos = _uint_slow(data, pos)
             if n > self._end - pos:
-                raise _Corrupt(f"slice length {n} exceeds the message", pos)
+                self._check_count(n, 1, pos, may_split)
             if length >= 0 and n != length:
                 raise _Corrupt(f"array length {n} does not match declared {length}", pos)
             out: list[Any] = []
@@ -697,11 +740,13 @@ class Decoder:
             return out, pos
         return op_seq
 
-    def _map_op(self, key: Op, elem: Op) -> Op:
+    def _map_op(self, key: Op, elem: Op, tid: int) -> Op:
+        may_split = self._may_split(tid)
+
         def op_map(data: bytes, pos: int) -> tuple[Any, int]:
             n, pos = read_uint(data, pos)
             if 2 * n > self._end - pos:
-                raise _Corrupt(f"map length {n} exceeds the message", pos)
+                self._check_count(n, 2, pos, may_split)
             out = {}
             for _ in range(n):
                 kp = pos
@@ -749,8 +794,10 @@ class Decoder:
         """Type definitions that may precede an interface's concrete type id (Go's
         decodeTypeSequence): they may continue into following messages."""
         while True:
-            if pos >= self._end:
+            if pos == self._end:
                 pos = self._next_frame(data, pos)
+            elif pos > self._end:
+                raise _Corrupt("value overruns its message", self._end)
             tid, pos = read_int(data, pos)
             if tid >= 0:
                 return tid, pos

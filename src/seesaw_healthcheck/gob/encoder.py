@@ -433,10 +433,12 @@ def _compile_map(t: Map) -> Emit:
 
 def _skip_mode(t: GobType) -> int:
     b = base_of(t)
-    if isinstance(b, (Struct, Array)):
-        return _SKIP_NONE  # Go always sends a struct or array field (when not nil)
+    if isinstance(b, (Struct, Array, Map)):
+        # Go always sends a struct or array field, and a map unless it is nil.
+        return _SKIP_NONE
     if isinstance(b, GobEncoded):
-        return _SKIP_CUSTOM
+        # A non-nil pointer to a GobEncoder is sent even when it points at a zero value.
+        return _SKIP_NONE if isinstance(t, Ptr) else _SKIP_CUSTOM
     return _SKIP_FALSY  # Python falsiness equals Go's zero for the rest
 
 
