@@ -72,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
             responder.seen.append(
                 Seen(self.requestline, self.headers.get("Host"), list(self.headers.items()))
             )
-        path = self.path
+        path = self.path.partition("?")[0]
         route = responder.routes.get(path) or responder.routes.get("*") or NOT_FOUND
         self.send_response(route.status, route.reason)
         for name, value in route.headers:
