@@ -193,6 +193,8 @@ func goldenCases() []goldenCase {
 		one("ipc_context_trusted", goldenContext()),
 		one("rpc_request", rpc.Request{ServiceMethod: "SeesawEngine.Healthchecks"}),
 		one("rpc_request_seq", rpc.Request{ServiceMethod: "SeesawEngine.HealthState", Seq: 12345}),
+		// net/rpc's invalidRequest, the body of every error reply: an unnamed empty struct.
+		one("rpc_empty_struct", struct{}{}),
 		one("rpc_response", rpc.Response{ServiceMethod: "SeesawEngine.Healthchecks", Seq: 1, Error: "permission denied"}),
 		one("checks_empty", healthcheck.Checks{Configs: map[healthcheck.Id]*healthcheck.Config{}}),
 		one("checks_nil", healthcheck.Checks{}),
@@ -211,6 +213,8 @@ func goldenCases() []goldenCase {
 					Failures: 3, State: healthcheck.StateUnhealthy, Message: "TCP connect to 127.0.0.1:81; failed to connect",
 				}},
 				{Id: bigID, Status: healthcheck.Status{LastCheck: time.Date(2025, 1, 2, 3, 4, 5, 999, zoneLocal)}},
+				// Never run yet: Seesaw re-notifies such checks as Unknown with a zero time.
+				{Id: 4},
 			},
 		}),
 		one("health_state_empty", healthcheck.HealthState{Ctx: goldenContext()}),
