@@ -15,11 +15,12 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 from seesaw_healthcheck import model
 from seesaw_healthcheck.gob.gotime import GoTime
@@ -126,12 +127,16 @@ class GoEngine:
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[str] | None = None
         self.summary: dict[str, Any] = {}
+        self.stderr = ""  # what the engine wrote to stderr, once stopped
+        self._stderr_file: IO[str] | None = None
 
     def start(self) -> GoEngine:
+        # stderr goes to a file, not a pipe nobody drains while the engine runs.
+        self._stderr_file = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [str(build()), *self.args],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr_file,
             text=True,
         )
         assert self.proc.stdout is not None
@@ -145,13 +150,8 @@ class GoEngine:
                 break
         if not line.startswith("listening "):
             self.stop()
-            raise GoPeerError(f"gopeer engine did not start: {line!r} {self.stderr_text()}")
+            raise GoPeerError(f"gopeer engine did not start: {line!r} {self.stderr}")
         return self
-
-    def stderr_text(self) -> str:
-        if self.proc is None or self.proc.poll() is None or self.proc.stderr is None:
-            return ""
-        return self.proc.stderr.read()
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self.proc = self.proc, None
@@ -164,6 +164,11 @@ class GoEngine:
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
+        if self._stderr_file is not None:
+            self._stderr_file.seek(0)
+            self.stderr = self._stderr_file.read()
+            self._stderr_file.close()
+            self._stderr_file = None
         for line in out.splitlines():
             if line.startswith("{"):
                 self.summary = json.loads(line)
