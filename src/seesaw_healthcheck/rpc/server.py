@@ -1,0 +1,246 @@
+"""Go net/rpc server over an asyncio Unix stream socket.
+
+Each connection gets a ``ServerCodec``; each complete request runs its handler as a task
+and the reply is written when it finishes (replies may go out of order, matched by seq,
+as with Go's server). A client sending garbage loses its connection; others carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from seesaw_healthcheck.gob import GobError
+from seesaw_healthcheck.gob.types import GobType
+from seesaw_healthcheck.rpc.client import RpcError
+from seesaw_healthcheck.rpc.framing import IncomingCall, Request, ServerCodec
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+# Requests of one connection running at once before we stop reading from it.
+MAX_IN_FLIGHT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Method:
+    args_type: GobType
+    reply_type: GobType
+    handler: Handler
+
+
+def _split(service_method: str) -> tuple[str, str] | None:
+    service, dot, method = service_method.rpartition(".")
+    if not dot:
+        return None
+    return service, method
+
+
+class RpcServer:
+    """Serves registered "Service.Method" handlers to net/rpc clients."""
+
+    def __init__(self) -> None:
+        self._methods: dict[str, _Method] = {}
+        self._services: set[str] = set()
+        self._server: asyncio.Server | None = None
+        self._path: str | None = None
+        self._connections: set[_ServerConnection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def register(
+        self, method: str, args_type: GobType, reply_type: GobType, handler: Handler
+    ) -> None:
+        """Serve ``method`` ("Service.Method"): ``await handler(args)`` gives the reply.
+
+        A handler raising ``RpcError(msg)`` makes the reply's error exactly ``msg``; any
+        other exception gives "ExceptionType: message" and is logged.
+        """
+        parts = _split(method)
+        if parts is None or not all(parts):
+            raise ValueError(f"rpc: method name {method!r} is not of the form Service.Method")
+        if method in self._methods:
+            raise ValueError(f"rpc: method {method} already registered")
+        self._methods[method] = _Method(args_type, reply_type, handler)
+        self._services.add(parts[0])
+
+    def method_error(self, service_method: str) -> str:
+        """Go's error for a request naming no registered method (same wording)."""
+        parts = _split(service_method)
+        if parts is None:
+            return f"rpc: service/method request ill-formed: {service_method}"
+        if parts[0] not in self._services:
+            return f"rpc: can't find service {service_method}"
+        return f"rpc: can't find method {service_method}"
+
+    def args_type_for(self, service_method: str) -> GobType | None:
+        method = self._methods.get(service_method)
+        return None if method is None else method.args_type
+
+    async def start_unix(self, path: str) -> None:
+        """Listen on a Unix socket at ``path`` (a stale socket file there is replaced)."""
+        if self._server is not None:
+            raise RuntimeError("rpc: server already started")
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _ServerConnection(self), path)
+        self._path = path
+
+    @property
+    def path(self) -> str | None:
+        return self._path
+
+    async def close(self) -> None:
+        """Stop listening, drop every connection and cancel running handlers."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for conn in list(self._connections):
+            conn.abort()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+        path, self._path = self._path, None
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    async def __aenter__(self) -> RpcServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, conn: _ServerConnection, incoming: IncomingCall) -> None:
+        request = incoming.request
+        method = self._methods[request.service_method]
+        try:
+            reply = await method.handler(incoming.args)
+        except RpcError as exc:
+            conn.reply_error(request, str(exc) or "rpc: handler failed with an empty error")
+        except Exception as exc:
+            log.exception("rpc: %s handler failed", request.service_method)
+            conn.reply_error(request, f"{type(exc).__name__}: {exc}")
+        else:
+            conn.reply(request, reply, method.reply_type)
+        finally:
+            conn.call_done()
+
+
+class _ServerConnection(asyncio.Protocol):
+    def __init__(self, server: RpcServer) -> None:
+        self._server = server
+        self._codec = ServerCodec()
+        self._transport: asyncio.Transport | None = None
+        self._peer = "?"
+        self._broken = False
+        self._in_flight = 0
+        self._write_paused = False
+        self._read_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(Exception):
+            self._peer = f"fd {sock.fileno()}"
+        self._server._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._connections.discard(self)
+        self._broken = True
+        if self._codec.mid_message:
+            log.info("rpc: client %s disconnected mid-request", self._peer)
+
+    def abort(self) -> None:
+        self._broken = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self._broken:
+            return
+        self._codec.feed(data)
+        try:
+            while (incoming := self._codec.next_call(self._server.args_type_for)) is not None:
+                if incoming.known:
+                    self._in_flight += 1
+                    self._server._spawn(self._server._run(self, incoming))
+                else:
+                    # Go answers at once, in order, and keeps the connection.
+                    method = incoming.request.service_method
+                    self.reply_error(incoming.request, self._server.method_error(method))
+                if self._broken:
+                    return
+        except GobError as exc:
+            log.warning("rpc: closing connection %s: bad request: %s", self._peer, exc)
+            self.abort()
+            return
+        self._update_reading()
+
+    def reply(self, request: Request, reply: Any, reply_type: GobType) -> None:
+        if self._broken:
+            return
+        try:
+            data = self._codec.response(request, reply, reply_type)
+        except GobError as exc:
+            # The handler returned something the reply type cannot carry: our bug, but
+            # the caller still deserves an answer. The encoder may be out of step now,
+            # so the connection goes too.
+            log.error("rpc: cannot encode %s reply: %s", request.service_method, exc)
+            self.abort()
+            return
+        self._write(data)
+
+    def reply_error(self, request: Request, error: str) -> None:
+        if self._broken:
+            return
+        self._write(self._codec.response(request, None, None, error))
+
+    def _write(self, data: bytes) -> None:
+        assert self._transport is not None
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def call_done(self) -> None:
+        self._in_flight -= 1
+        self._update_reading()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        # Stop reading while the client is not reading its replies, or too many of its
+        # requests are running: a greedy client must not grow our memory without bound.
+        transport = self._transport
+        if transport is None or self._broken or transport.is_closing():
+            return
+        want_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT
+        if want_pause and not self._read_paused:
+            transport.pause_reading()
+            self._read_paused = True
+        elif not want_pause and self._read_paused:
+            transport.resume_reading()
+            self._read_paused = False
