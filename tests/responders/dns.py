@@ -43,7 +43,22 @@ class DNSResponder(DatagramServer):
         not_response: bool = False,
         ttl: int = 60,
     ) -> None:
-        super().__init__(host)
+        # TCP on the same port number as UDP, as a DNS server listens; another socket may
+        # hold that TCP port already, so pick again until both are free.
+        for _ in range(100):
+            super().__init__(host)
+            self.listener = socket.socket(self.family, socket.SOCK_STREAM)
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.listener.bind((host, self.port))
+                break
+            except OSError:
+                self.listener.close()
+                self.close()
+        else:
+            raise OSError(f"no port free for both UDP and TCP on {host}")
+        self.listener.listen(16)
+        self.add_socket(self.listener, self._on_accept)
         self.zone: dict[tuple[dns.name.Name, int], list[str]] = {}
         for (name, rdtype), texts in (zone or {}).items():
             key = (dns.name.from_text(name), dns.rdatatype.from_text(rdtype))
@@ -59,12 +74,6 @@ class DNSResponder(DatagramServer):
         self.drop_real_reply = False  # with stray_first: send only the stray replies
         self.udp_queries = 0
         self.tcp_queries = 0
-        # TCP on the same port number as UDP, as a DNS server listens.
-        self.listener = socket.socket(self.family, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((host, self.port))
-        self.listener.listen(16)
-        self.add_socket(self.listener, self._on_accept)
 
     def answer(self, query: dns.message.Message) -> dns.message.Message:
         response = dns.message.make_response(query)

@@ -36,7 +36,7 @@ from seesaw_healthcheck.checkers.base import (
     set_mark,
 )
 from seesaw_healthcheck.model import PingChecker, ip_from_bytes
-from seesaw_healthcheck.reactor import Future, Reactor, sleep, within
+from seesaw_healthcheck.reactor import Future, Reactor, sleep
 
 ICMP4_ECHO_REQUEST = 8
 ICMP4_ECHO_REPLY = 0
@@ -306,7 +306,6 @@ def _ip_text(ip: bytes) -> str:
 
 async def check(checker: PingChecker, timeout_s: float) -> Result:
     start = now_ns()
-    await within(timeout_s)
     msg = f"ICMP ping to host {_ip_text(checker.target.ip)}"
     sequence = checker.seqnum & 0xFFFF
     checker.seqnum = (sequence + 1) & 0xFFFF  # as Go's checker: the next check, the next seq

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from seesaw_healthcheck.checkers.base import CheckError, Result, elapsed_ns, now_ns
 from seesaw_healthcheck.checkers.udp import exchange_datagram, open_udp
 from seesaw_healthcheck.model import RADIUSChecker
-from seesaw_healthcheck.reactor import within
 
 ACCESS_REQUEST = 1
 ACCESS_ACCEPT = 2
@@ -203,7 +202,6 @@ def describe(checker: RADIUSChecker) -> str:
 
 async def check(checker: RADIUSChecker, timeout_s: float) -> Result:
     start = now_ns()
-    await within(timeout_s)
     msg = f"RADIUS {code_name(ACCESS_REQUEST)} to port {checker.target.port}"
     secret = checker.secret.encode("utf-8", "surrogateescape")
     try:

@@ -24,7 +24,7 @@ from seesaw_healthcheck.checkers.base import (
     udp_socket,
 )
 from seesaw_healthcheck.model import Target, UDPChecker
-from seesaw_healthcheck.reactor import readable, within
+from seesaw_healthcheck.reactor import readable
 
 _TIMEOUT_TEXT = "i/o timeout"
 
@@ -63,18 +63,22 @@ def io_error(op: str, sock: socket.socket, ep: Endpoint, reason: str | OSError) 
 
 
 async def receive_datagram(sock: socket.socket, ep: Endpoint, bufsize: int) -> bytes:
-    """The next datagram (cut at ``bufsize``); ``CheckError`` on timeout or socket error."""
+    """The next datagram (cut at ``bufsize``); ``CheckError`` on timeout or socket error.
+
+    Waits first: right after a send the reply cannot be there yet, and a recv that fails
+    with EAGAIN costs a syscall and an exception.
+    """
     while True:
-        try:
-            return sock.recv(bufsize)
-        except BlockingIOError:
-            pass
-        except OSError as error:
-            raise io_error("read", sock, ep, error) from None
         try:
             await readable(sock)
         except TimeoutError:
             raise io_error("read", sock, ep, _TIMEOUT_TEXT) from None
+        try:
+            return sock.recv(bufsize)
+        except BlockingIOError:
+            continue
+        except OSError as error:
+            raise io_error("read", sock, ep, error) from None
 
 
 def send_datagram(sock: socket.socket, ep: Endpoint, payload: bytes) -> None:
@@ -106,26 +110,32 @@ def describe(checker: UDPChecker) -> str:
 
 
 async def check(checker: UDPChecker, timeout_s: float) -> Result:
+    """One UDP exchange. The caller (``checkers.run``) bounds it to ``timeout_s``."""
     start = now_ns()
-    await within(timeout_s)
-    target = checker.target
     try:
-        msg = f"UDP check to {target.addr()}"
-    except ValueError:
-        msg = "UDP check to <nil>"
+        ep = endpoint(checker.target)
+    except CheckError as error:
+        return Result(
+            False, "UDP check to <nil>; failed to create socket", elapsed_ns(start), error
+        )
+    msg = "UDP check to " + ep.addr
     try:
-        sock, ep = open_udp(target)
+        sock, _ = open_udp(checker.target)
     except (OSError, CheckError) as error:
-        return Result(False, f"{msg}; failed to create socket", elapsed_ns(start), error)
+        return Result(False, msg + "; failed to create socket", elapsed_ns(start), error)
     try:
         want = checker.receive.encode("utf-8", "surrogateescape")
-        send = checker.send.encode("utf-8", "surrogateescape")
+        try:
+            sock.send(checker.send.encode("utf-8", "surrogateescape"))
+        except OSError as error:
+            failure = io_error("write", sock, ep, error)
+            return Result(False, msg + "; failed to send request", elapsed_ns(start), failure)
         # Read at least one byte: CPython answers a zero-length recv without asking the
         # kernel, so it would neither wait for the datagram nor see "connection refused".
-        reply, suffix, io_error_ = await exchange_datagram(sock, ep, send, max(len(want), 1))
-        if reply is None:
-            return Result(False, msg + suffix, elapsed_ns(start), io_error_)
-        got = reply[: len(want)]
+        try:
+            got = (await receive_datagram(sock, ep, len(want) or 1))[: len(want)]
+        except CheckError as failure:
+            return Result(False, msg + "; failed to read response", elapsed_ns(start), failure)
         if got != want:
             return Result(False, f"{msg}; unexpected response - {go_quote(got)}", elapsed_ns(start))
         return Result(True, msg, elapsed_ns(start))
