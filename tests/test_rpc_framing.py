@@ -294,3 +294,36 @@ def test_seesaw_types_round_trip_through_both_codecs() -> None:
     while (reply := client.next_reply()) is not None:
         replies.append(reply.body)
     assert replies == [50, checks]
+
+
+def test_unencodable_args_leave_the_client_codec_usable() -> None:
+    codec = ClientCodec()
+    with pytest.raises(GobError):
+        codec.request("Arith.Mul", {"A": "not an int"}, ARGS, INT)
+    assert codec.pending == 0
+    # The failed first call left no trace: the next one is Go's first call, definitions
+    # and seq 0 included; and a failure later on changes nothing either.
+    seq, data = codec.request("Arith.Mul", {"A": 7, "B": 8}, ARGS, INT)
+    assert (seq, data) == (0, _join(GO_CLIENT[:4]))
+    with pytest.raises(GobError):
+        codec.request("Arith.Mul", {"A": 2**70}, ARGS, INT)
+    assert codec.request("Arith.Mul", {"A": 2, "B": 3}, ARGS, INT) == (1, _join(GO_CLIENT[4:6]))
+
+
+def test_unencodable_reply_leaves_the_server_codec_usable() -> None:
+    codec = ServerCodec()
+    codec.feed(_join(GO_CLIENT[:4]))
+    incoming = codec.next_call(_arith_server().args_type_for)
+    assert incoming is not None
+    with pytest.raises(GobError):
+        codec.response(incoming.request, "fifty-six", INT)
+    # An error reply instead, then a good one: the client reads both.
+    data = codec.response(incoming.request, None, None, "rpc: cannot encode reply")
+    data += codec.response(Request("Arith.Mul", 1), 6, INT)
+    client = ClientCodec()
+    client.request("Arith.Mul", {}, ARGS, INT)
+    client.request("Arith.Mul", {}, ARGS, INT)
+    client.feed(data)
+    first, second = client.next_reply(), client.next_reply()
+    assert first is not None and first.error == "rpc: cannot encode reply"
+    assert second is not None and (second.seq, second.error, second.body) == (1, "", 6)

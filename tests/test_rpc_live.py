@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from tests.gopeer import GoEngine, recipe_checks, recipe_notification
@@ -245,6 +245,7 @@ ECHO = "Test.Echo"
 SLOW = "Test.Slow"
 FAIL = "Test.Fail"
 BOOM = "Test.Boom"
+WRONG = "Test.Wrong"
 STR = String()
 INT = Int(64)
 
@@ -264,11 +265,15 @@ async def python_server(path: str) -> AsyncIterator[RpcServer]:
     async def boom(text: str) -> str:
         raise ValueError(f"bad {text}")
 
+    async def wrong(text: str) -> Any:
+        return {"not": "an int"}
+
     server = RpcServer()
     server.register(ECHO, STR, STR, echo)
     server.register(SLOW, INT, INT, slow)
     server.register(FAIL, STR, STR, fail)
     server.register(BOOM, STR, STR, boom)
+    server.register(WRONG, STR, INT, wrong)
     await server.start_unix(path)
     try:
         yield server
@@ -398,6 +403,14 @@ def test_server_errors_keep_the_connection(short_tmp: Path) -> None:
                         await client.call(method, "exactly this: message", STR, STR)
                     assert str(err.value) == want
                     assert await client.call(ECHO, method, STR, STR) == method
+                # A handler returning what its reply type cannot carry: an error reply.
+                with pytest.raises(RpcError, match=r"^rpc: cannot encode reply: "):
+                    await client.call(WRONG, "x", STR, INT)
+                # Args that do not fit their type: nothing is sent, the client stays up.
+                with pytest.raises(GobError):
+                    await client.call(ECHO, 42, STR, STR)
+                assert await client.call(ECHO, "still here", STR, STR) == "still here"
+                assert not client.closed
             finally:
                 await client.close()
 

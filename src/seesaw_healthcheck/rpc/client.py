@@ -93,7 +93,8 @@ class RpcClient:
         Raises ``RpcError`` with the server's error string, ``TimeoutError`` once
         ``timeout`` seconds have passed, ``ConnectionError`` if the connection is or gets
         closed, and ``GobError`` if the server sends garbage (the connection is then
-        closed).
+        closed) or if ``args`` does not fit ``args_type`` (nothing is sent then, and the
+        connection stays usable).
         """
         async with asyncio.timeout(timeout):
             if self._drained is not None:

@@ -88,11 +88,39 @@ class IncomingCall:
     known: bool
 
 
-class ClientCodec:
-    """The client half of one connection: numbers calls, matches replies by ``Seq``."""
+class _Sender:
+    """The writing half both codecs share: one encoder per connection."""
 
     def __init__(self) -> None:
         self._encoder = Encoder()
+        self._wrote = False  # any message handed out for writing yet
+
+    def _encode_pair(
+        self, header: Any, header_type: GobType, body: Any, body_type: GobType
+    ) -> bytes:
+        """Header then body, all or nothing.
+
+        The encoder rolls itself back when a value fails, but the header went first: if
+        nothing was written yet, the header's type definition is now marked sent without
+        ever reaching the wire, so the encoder is replaced by a fresh one. Later on the
+        header type is already on the wire and encoding a header changes nothing.
+        """
+        head = self._encoder.encode(header, header_type)
+        try:
+            data = head + self._encoder.encode(body, body_type)
+        except GobError:
+            if not self._wrote:
+                self._encoder = Encoder()
+            raise
+        self._wrote = True
+        return data
+
+
+class ClientCodec(_Sender):
+    """The client half of one connection: numbers calls, matches replies by ``Seq``."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self._decoder = Decoder()
         self._next_seq = 0  # Go's client starts at 0 too
         self._reply_types: dict[int, GobType | None] = {}
@@ -106,19 +134,18 @@ class ClientCodec:
     @property
     def mid_message(self) -> bool:
         """True if a reply has started arriving but is not complete."""
-        return self._header is not None or self._decoder_buffered() > 0
-
-    def _decoder_buffered(self) -> int:
-        buffered = getattr(self._decoder, "buffered", 0)
-        return int(buffered() if callable(buffered) else buffered)
+        return self._header is not None or self._decoder.buffered > 0
 
     def request(
         self, service_method: str, args: Any, args_type: GobType, reply_type: GobType | None
     ) -> tuple[int, bytes]:
-        """Encode one call; returns its seq and the bytes to write, in order."""
+        """Encode one call; returns its seq and the bytes to write, in order.
+
+        Raises ``GobError`` if ``args`` does not fit ``args_type``; the codec is then
+        unchanged and stays usable.
+        """
         seq = self._next_seq
-        data = self._encoder.encode(Request(service_method, seq), REQUEST_TYPE)
-        data += self._encoder.encode(args, args_type)
+        data = self._encode_pair(Request(service_method, seq), REQUEST_TYPE, args, args_type)
         self._next_seq = seq + 1
         self._reply_types[seq] = reply_type
         return seq, data
@@ -157,20 +184,18 @@ class ClientCodec:
         return Reply(header.seq, header.service_method, header.error, body)
 
 
-class ServerCodec:
+class ServerCodec(_Sender):
     """The server half of one connection."""
 
     def __init__(self) -> None:
-        self._encoder = Encoder()
+        super().__init__()
         self._decoder = Decoder()
         self._header: Request | None = None  # read, body still to come
 
     @property
     def mid_message(self) -> bool:
         """True if a request has started arriving but is not complete."""
-        buffered = getattr(self._decoder, "buffered", 0)
-        buffered = buffered() if callable(buffered) else buffered
-        return self._header is not None or int(buffered) > 0
+        return self._header is not None or self._decoder.buffered > 0
 
     def feed(self, data: bytes) -> None:
         self._decoder.feed(data)
@@ -202,9 +227,12 @@ class ServerCodec:
     def response(
         self, request: Request, reply: Any, reply_type: GobType | None, error: str = ""
     ) -> bytes:
-        """Encode the reply to ``request``; with ``error`` the body is an empty struct."""
+        """Encode the reply to ``request``; with ``error`` the body is an empty struct.
+
+        Raises ``GobError`` if ``reply`` does not fit ``reply_type``; the codec is then
+        unchanged, so an error reply can be sent instead.
+        """
         header = Response(request.service_method, request.seq, error)
-        data = self._encoder.encode(header, RESPONSE_TYPE)
         if error or reply_type is None:
-            return data + self._encoder.encode({}, EMPTY_STRUCT)
-        return data + self._encoder.encode(reply, reply_type)
+            return self._encode_pair(header, RESPONSE_TYPE, {}, EMPTY_STRUCT)
+        return self._encode_pair(header, RESPONSE_TYPE, reply, reply_type)

@@ -201,12 +201,10 @@ class _ServerConnection(asyncio.Protocol):
         try:
             data = self._codec.response(request, reply, reply_type)
         except GobError as exc:
-            # The handler returned something the reply type cannot carry: our bug, but
-            # the caller still deserves an answer. The encoder may be out of step now,
-            # so the connection goes too.
+            # The handler returned something the reply type cannot carry: a bug on our
+            # side, but the caller still gets an answer (Go would drop the connection).
             log.error("rpc: cannot encode %s reply: %s", request.service_method, exc)
-            self.abort()
-            return
+            data = self._codec.response(request, None, None, f"rpc: cannot encode reply: {exc}")
         self._write(data)
 
     def reply_error(self, request: Request, error: str) -> None:
