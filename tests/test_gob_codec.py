@@ -62,7 +62,8 @@ def decode_all(data: bytes, type: Any = None) -> list[Any]:
 
 @pytest.mark.parametrize(
     ("value", "wire"),
-    [(0, "00"), (7, "07"), (127, "7f"), (128, "ff80"), (256, "fe0100"), (2**64 - 1, "f8" + "ff" * 8)],
+    [(0, "00"), (7, "07"), (127, "7f"), (128, "ff80"), (256, "fe0100"),
+     (2**64 - 1, "f8" + "ff" * 8)],
 )
 def test_uint_encoding(value: int, wire: str) -> None:
     assert uint_bytes(value).hex() == wire

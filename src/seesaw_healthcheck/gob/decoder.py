@@ -9,9 +9,10 @@ value once all of its messages are in, and otherwise rolls back and asks for mor
 
 from __future__ import annotations
 
+import keyword
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .types import (
     BOOL_ID,
@@ -206,6 +207,7 @@ class Decoder:
         self._error: GobError | None = None
         self._depth = 0
         self._compile_depth = 0
+        self._iface_plans: list[dict[tuple[bytes, int], tuple[Op, bool, str | None]]] = []
         self._value_start = 0  # snapshot position where the current value's frames begin
         self._avail = 0  # snapshot length
 
@@ -298,6 +300,9 @@ class Decoder:
                 for i in self._added:
                     self._wire.pop(i, None)
                     self._drop_ops(i)
+                if self._added:
+                    for plans in self._iface_plans:
+                        plans.clear()
                 self._need = inc.need - base
                 if self._need > self.max_message:
                     raise GobError(
@@ -484,16 +489,22 @@ class Decoder:
             raise _Corrupt(f"value of undefined type id {tid}", pos)
         op = self._op(tid, b, pos)
         if isinstance(b, Struct) or (b is None and wt is not None and wt.kind == STRUCT_T):
-            if isinstance(b, Struct) and wt is not None and wt.fields and b.fields:
-                names = {f.name for f in b.fields}
-                if not any(name in names for name, _ in wt.fields):
-                    raise _Corrupt(f"type mismatch: no fields matched compiling decoder for "
-                                   f"{b.name}", pos)
+            if isinstance(b, Struct):
+                self._check_fields_match(wt, b, pos)
             return op(data, pos)
         delta, pos = read_uint(data, pos)
         if delta != 0:
             raise _Corrupt("corrupted data: non-zero delta for singleton", pos)
         return op(data, pos)
+
+    @staticmethod
+    def _check_fields_match(wt: WireType | None, t: Struct, pos: int) -> None:
+        if wt is not None and wt.fields and t.fields:
+            names = {f.name for f in t.fields}
+            if not any(name in names for name, _ in wt.fields):
+                raise _Corrupt(
+                    f"type mismatch: no fields matched compiling decoder for {t.name}", pos
+                )
 
     def _op(self, tid: int, t: GobType | None, pos: int) -> Op:
         key = (tid, t)
@@ -592,13 +603,8 @@ class Decoder:
             return self._interface_op(t)
         if isinstance(t, Bool):
             def op_bool(data: bytes, pos: int) -> tuple[Any, int]:
-                b = data[pos]
-                if b == 0:
-                    return False, pos + 1
-                if b == 1:
-                    return True, pos + 1
                 v, pos = read_uint(data, pos)
-                raise _Corrupt(f"invalid bool value {v}", pos)
+                return v != 0, pos  # Go: any non-zero value is true
             return op_bool
         if isinstance(t, Int):
             if t.bits == 64:
@@ -761,33 +767,67 @@ class Decoder:
 
     def _interface_op(self, t: Interface | None) -> Op:
         registry = t.registry if t is not None else None
+        # (name bytes, concrete type id) -> (op, is singleton, name to wrap unknown values)
+        plans: dict[tuple[bytes, int], tuple[Op, bool, str | None]] = {}
+        self._iface_plans.append(plans)
+
+        def plan(raw: bytes, cid: int, pos: int) -> tuple[Op, bool, str | None]:
+            name = raw.decode("utf-8", "surrogateescape")
+            entry = registry.by_name.get(name) if registry is not None else None
+            if entry is None and registry is not None and not registry.lenient:
+                raise _Corrupt(f"name not registered for interface: {name!r}", pos)
+            ctype = entry[0] if entry is not None else None
+            wt = self._wire.get(cid)
+            if cid not in _BASIC_NAMES and wt is None:
+                raise _Corrupt(f"interface value of undefined type id {cid}", pos)
+            op = self._op(cid, ctype, pos)
+            b = _base(ctype) if ctype is not None else None
+            if isinstance(b, Struct) or (b is None and wt is not None and wt.kind == STRUCT_T):
+                if isinstance(b, Struct):
+                    self._check_fields_match(wt, b, pos)
+                return op, False, None if entry is not None else name
+            return op, True, None if entry is not None else name
 
         def op_iface(data: bytes, pos: int) -> tuple[Any, int]:
             start = pos
+            b = data[pos]
+            if b == 0:
+                return None, pos + 1
             n, pos = read_uint(data, pos)
-            if n == 0:
-                return None, pos
             if n > MAX_NAME or pos + n > self._end:
                 raise _Corrupt(f"invalid interface type name length {n}", start)
-            name = data[pos : pos + n].decode("utf-8", "surrogateescape")
+            raw = data[pos : pos + n]
             pos += n
-            entry = None
-            if registry is not None:
-                entry = registry.by_name.get(name)
-                if entry is None and not registry.lenient:
-                    raise _Corrupt(f"name not registered for interface: {name!r}", start)
-            cid, pos = self._type_sequence(data, pos)
-            _, pos = read_uint(data, pos)  # byte count of the value; not needed
+            b = data[pos]
+            if b == 0xFF and pos + 1 < self._end and not data[pos + 1] & 1:
+                cid = data[pos + 1] >> 1  # ids 64-127: the usual user types
+                pos += 2
+            elif pos < self._end and not b & 0x81:  # ids 0-63
+                cid = b >> 1
+                pos += 1
+            else:
+                cid, pos = self._type_sequence(data, pos)
+            b = data[pos]  # byte count of the value; not needed
+            if b < 128:
+                pos += 1
+            else:
+                _, pos = _uint_slow(data, pos)
+            got = plans.get((raw, cid))
+            if got is None:
+                got = plans[(raw, cid)] = plan(raw, cid, pos)
+            op, single, wrap = got
+            if single:
+                if data[pos] != 0:
+                    raise _Corrupt("corrupted data: non-zero delta for singleton", pos)
+                pos += 1
             self._depth += 1
             if self._depth > MAX_TYPE_DEPTH:
                 raise _Corrupt(f"interfaces nested more than {MAX_TYPE_DEPTH} deep", pos)
-            try:
-                if entry is None:
-                    v, pos = self._decode_value(cid, None, data, pos)
-                    return UnknownValue(name, v), pos
-                return self._decode_value(cid, entry[0], data, pos)
-            finally:
-                self._depth -= 1
+            v, pos = op(data, pos)
+            self._depth -= 1
+            if wrap is not None:
+                return UnknownValue(wrap, v), pos
+            return v, pos
         return op_iface
 
     def _type_sequence(self, data: bytes, pos: int) -> tuple[int, int]:
@@ -806,61 +846,143 @@ class Decoder:
                 _, pos = read_uint(data, pos)  # count of the value that follows
 
     def _struct_op(self, wt: WireType, t: Struct | None, pos: int) -> Op:
-        nwire = len(wt.fields)
-        plan: list[tuple[Op, str | None]] = []
-        zeros: dict[str, Any] = {}
-        mutables: list[tuple[str, Callable[[], Any]]] = []
-        make: Callable[..., Any] | None = None
+        """A struct decoder generated as Python source for this (wire type, schema) pair.
+
+        The loop over field deltas dispatches on the field number and reads ints,
+        strings and bytes inline; other fields call their compiled ops. Only generated
+        names appear in the source: every name from the stream or the schema is passed
+        in as a constant.
+        """
+        ns: dict[str, Any] = {
+            "_uint_slow": _uint_slow, "_Corrupt": _Corrupt, "dec": self, "_MISSING": _MISSING,
+        }
         sname = wt.name
+        ns["OUT_OF_RANGE"] = f"field number out of range for struct {sname or '(unnamed)'}: "
+        head: list[str] = []
+        branches: list[str] = []
+        tail: list[str] = []
+        make = t.cls if t is not None else None
+        slot_of: dict[str, int] = {}
         if t is not None:
-            make = t.cls
-            by_name = {f.name: f for f in t.fields}
-            for fname, fid in wt.fields:
-                f = by_name.get(fname)
-                if f is None or not fname[:1].isupper():
-                    plan.append((self._op(fid, None, pos), None))
-                else:
-                    plan.append((self._op(fid, f.type, pos), f.key if make else f.name))
-            for f in t.fields:
+            for j, f in enumerate(t.fields):
+                slot_of[f.name] = j
                 mut, z = _zero_factory(f.type)
-                k = f.key if make else f.name
                 if mut:
-                    mutables.append((k, z))
+                    ns[f"F{j}"] = z
+                    head.append(f"    s{j} = _MISSING")
+                    tail.append(f"    if s{j} is _MISSING:\n        s{j} = F{j}()")
                 else:
-                    zeros[k] = z
+                    ns[f"Z{j}"] = z
+                    head.append(f"    s{j} = Z{j}")
         else:
-            for fname, fid in wt.fields:
+            head.append("    kw = {}")
+        for i, (fname, fid) in enumerate(wt.fields):
+            if t is None:
                 if not fname:
                     raise _Corrupt(f"empty name for remote field of type {sname}", pos)
-                plan.append((self._op(fid, None, pos), fname))
+                ftype: GobType | None = None
+                store = f"kw[K{i}] = v"
+                ns[f"K{i}"] = fname
+            elif fname in slot_of and fname[:1].isupper():
+                ftype = t.fields[slot_of[fname]].type
+                store = f"s{slot_of[fname]} = v"
+            else:
+                ftype, store = None, ""
+            ns[f"OP{i}"] = self._op(fid, ftype, pos)  # also checks compatibility
+            body = _inline_read(fid, _base(ftype) if ftype is not None else None, i, ns)
+            kw_ = "if" if i == 0 else "elif"
+            branches.append(f"        {kw_} fieldnum == {i}:\n{body}")
+            if store:
+                branches.append(f"            {store}")
+        if not branches:
+            branches.append("        if False:\n            pass")
+        if t is None:
+            result = "kw"
+        elif make is None:
+            ns.update({f"K{j}": f.name for j, f in enumerate(t.fields)})
+            result = "{" + ", ".join(f"K{j}: s{j}" for j in range(len(t.fields))) + "}"
+        else:
+            ns["MAKE"] = make
+            keys = [f.key for f in t.fields]
+            if all(k.isidentifier() and not keyword.iskeyword(k) for k in keys):
+                result = "MAKE(" + ", ".join(f"{k}=s{j}" for j, k in enumerate(keys)) + ")"
+            else:
+                ns.update({f"K{j}": k for j, k in enumerate(keys)})
+                result = "MAKE(**{" + ", ".join(f"K{j}: s{j}" for j in range(len(keys))) + "})"
+        src = "\n".join([
+            "def op_struct(data, pos):",
+            *head,
+            "    fieldnum = -1",
+            "    while True:",
+            "        b = data[pos]",
+            "        if b < 128:",
+            "            pos += 1",
+            "            if b == 0:",
+            "                break",
+            "            fieldnum += b",
+            "        else:",
+            "            d, pos = _uint_slow(data, pos)",
+            "            fieldnum += d",
+            *branches,
+            "        else:",
+            "            raise _Corrupt(OUT_OF_RANGE + str(fieldnum), pos)",
+            *tail,
+            f"    return {result}, pos",
+        ])
+        exec(compile(src, f"<gob struct {sname or '(unnamed)'}>", "exec"), ns)
+        return cast(Op, ns["op_struct"])
 
-        def op_struct(data: bytes, pos: int) -> tuple[Any, int]:
-            kw = zeros.copy()
-            fieldnum = -1
-            while True:
-                b = data[pos]
-                if b < 128:
-                    pos += 1
-                    if b == 0:
-                        break
-                    fieldnum += b
+
+_MISSING = object()
+_INLINE_GENERIC: dict[int, GobType] = {
+    UINT_ID: Uint(), INT_ID: Int(), STRING_ID: String(), BYTES_ID: Bytes()
+}
+
+_READ_UINT = """\
+            b = data[pos]
+            if b < 128:
+                v = b
+                pos += 1
+            else:
+                e = pos + 257 - b
+                if b < 248 or e > len(data):
+                    v, pos = _uint_slow(data, pos)
                 else:
-                    d, pos = _uint_slow(data, pos)
-                    fieldnum += d
-                if fieldnum >= nwire:
-                    raise _Corrupt(f"field number {fieldnum} out of range for struct {sname}",
-                                   pos)
-                op, k = plan[fieldnum]
-                v, pos = op(data, pos)
-                if k is not None:
-                    kw[k] = v
-            for k, z in mutables:
-                if k not in kw:
-                    kw[k] = z()
-            if make is not None:
-                return make(**kw), pos
-            return kw, pos
-        return op_struct
+                    v = int.from_bytes(data[pos + 1 : e], "big")
+                    pos = e
+"""
+
+
+def _inline_read(tid: int, t: GobType | None, i: int, ns: dict[str, Any]) -> str:
+    """Source that reads field i into ``v`` (inline for the common basic types)."""
+    if t is None:
+        t = _INLINE_GENERIC.get(tid)
+    if isinstance(t, Uint) and tid == UINT_ID:
+        if t.bits == 64:
+            return _READ_UINT
+        ns[f"HI{i}"] = (1 << t.bits) - 1
+        ns[f"RANGE{i}"] = f"value out of range for uint{t.bits}: "
+        return _READ_UINT + (f"            if v > HI{i}:\n"
+                             f"                raise _Corrupt(RANGE{i} + str(v), pos)\n")
+    if isinstance(t, Int) and tid == INT_ID:
+        code = _READ_UINT + "            v = ~(v >> 1) if v & 1 else v >> 1\n"
+        if t.bits == 64:
+            return code
+        ns[f"LO{i}"], ns[f"HI{i}"] = -(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1
+        ns[f"RANGE{i}"] = f"value out of range for int{t.bits}: "
+        return code + (f"            if not LO{i} <= v <= HI{i}:\n"
+                       f"                raise _Corrupt(RANGE{i} + str(v), pos)\n")
+    if (isinstance(t, String) and tid == STRING_ID) or (isinstance(t, Bytes) and tid == BYTES_ID):
+        conv = ".decode('utf-8', 'surrogateescape')" if isinstance(t, String) else ""
+        return (
+            _READ_UINT
+            + "            e = pos + v\n"
+            + "            if e > dec._end:\n"
+            + "                raise _Corrupt('string or bytes length exceeds the message', pos)\n"
+            + f"            v = data[pos:e]{conv}\n"
+            + "            pos = e\n"
+        )
+    return f"            v, pos = OP{i}(data, pos)\n"
 
 
 def _base(t: GobType) -> GobType:
