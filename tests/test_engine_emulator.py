@@ -210,9 +210,11 @@ def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
             assert isinstance(got.checker, model.TCPChecker)
             assert got.checker.target.port == 8080
 
-            # Like Seesaw's engine: a nil or untrusted context is refused.
-            with pytest.raises(RpcError, match=r"^context is nil$"):
-                await call(sock, schema.HEALTHCHECKS, None, schema.CONTEXT_ARG, schema.CHECKS)
+            # Like Seesaw's engine: a nil or untrusted context is refused. (A nil top-level
+            # pointer cannot be sent with gob, so Healthchecks gets an empty context.)
+            with pytest.raises(RpcError, match=r"^insufficient access$"):
+                await call(sock, schema.HEALTHCHECKS, model.Context(), schema.CONTEXT_ARG,
+                           schema.CHECKS)
             untrusted = model.Context.trusted()
             untrusted.auth_type = model.AuthType.UNTRUSTED
             with pytest.raises(RpcError, match=r"^insufficient access$"):
@@ -318,3 +320,23 @@ def test_cli_refuses_bad_config_at_start(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=30,
     )
     assert missing.returncode == 2 and "-config is required" in missing.stderr
+
+
+def test_nil_arguments_refused_like_seesaw(tmp_path: Path) -> None:
+    from seesaw_healthcheck.rpc import RpcError
+
+    config = tmp_path / "checks.toml"
+    config.write_text(ONE_CHECK)
+    engine = EngineEmulator(str(config))
+    engine.reload()
+
+    async def scenario() -> None:
+        with pytest.raises(RpcError, match=r"^context is nil$"):
+            await engine.healthchecks(None)
+        with pytest.raises(RpcError, match=r"^args is nil$"):
+            await engine.health_state(None)
+        checks = await engine.healthchecks(model.Context.trusted())
+        assert checks.configs is not None and len(checks.configs) == 1
+
+    asyncio.run(scenario())
+    assert engine.refused == 2
