@@ -179,8 +179,8 @@ def build_query(name: str, qtype: int, qclass: int, query_id: int) -> bytes:
 
 
 class Ignored(Exception):
-    """A datagram that is not the reply to our query (wrong id, not a response, other
-    question); the check keeps waiting."""
+    """A datagram that is not the reply to our query (a runt, another id, another
+    question, undecodable); the check keeps waiting for the real one."""
 
 
 @dataclass(frozen=True, slots=True)
