@@ -1,0 +1,257 @@
+"""CPU cost of one check: our reactor + checkers vs a C epoll floor, measured in one run.
+
+Builds ``benchmarks/floor/floor.c`` with gcc into ``build/floor/``, starts its ``serve``
+targets in separate processes (so the targets' CPU is not counted), then for each checker
+type runs N checks with K in flight, first with the C ``floor check`` client, then through
+``seesaw_healthcheck.checkers.run`` on one ``Reactor`` in this process, and compares the
+checking process's CPU time (user + system, getrusage) per check. Medians of a few rounds.
+
+    .venv/bin/python benchmarks/checkers_bench.py [--rounds 3] [--inflight 1000] [--scale 1]
+
+Types whose checker module is missing (or that cannot run here, e.g. ping without ICMP
+sockets) are skipped with a note. Exit status 0 unless the bench itself breaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from seesaw_healthcheck import checkers  # noqa: E402
+from seesaw_healthcheck.model import (  # noqa: E402
+    DNSChecker,
+    DNSQuestion,
+    HTTPChecker,
+    PingChecker,
+    Proto,
+    Target,
+    TCPChecker,
+    UDPChecker,
+    ip_to_bytes,
+)
+from seesaw_healthcheck.reactor import Reactor  # noqa: E402
+
+FLOOR_SOURCE = ROOT / "benchmarks" / "floor" / "floor.c"
+FLOOR_BINARY = ROOT / "build" / "floor" / "floor"
+HOST = "127.0.0.1"
+
+
+@dataclass
+class Case:
+    kind: str  # also the floor's mode, when it has one
+    count: int
+    make: Callable[[int], Any]  # port -> checker
+    module: str
+    floor: bool = True
+    target: bool = True
+
+
+CASES = [
+    Case("tcp", 20000, lambda port: TCPChecker(target=_target(port, Proto.TCP)), "tcp"),
+    Case(
+        "http",
+        10000,
+        lambda port: HTTPChecker(
+            target=_target(port, Proto.TCP), method="GET", request="/", response_code=200
+        ),
+        "http",
+    ),
+    Case(
+        "udp",
+        20000,
+        lambda port: UDPChecker(target=_target(port, Proto.UDP), send="ping", receive="ping"),
+        "udp",
+    ),
+    Case(
+        "dns",
+        10000,
+        lambda port: DNSChecker(
+            target=_target(port, Proto.UDP),
+            question=DNSQuestion("example.com.", 1, 1),
+            answer="127.0.0.1",
+        ),
+        "dns",
+    ),
+    Case(
+        "ping",
+        5000,
+        lambda port: PingChecker(target=_target(0, Proto.ICMP)),
+        "ping",
+        floor=False,
+        target=False,
+    ),
+]
+
+
+def _target(port: int, proto: int) -> Target:
+    return Target(ip=ip_to_bytes(HOST), port=port, proto=proto)
+
+
+def build_floor() -> Path | None:
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        print("note: no C compiler; the C floor column is left empty")
+        return None
+    FLOOR_BINARY.parent.mkdir(parents=True, exist_ok=True)
+    if (
+        not FLOOR_BINARY.exists()
+        or FLOOR_BINARY.stat().st_mtime < FLOOR_SOURCE.stat().st_mtime
+    ):
+        subprocess.run(
+            [gcc, "-O2", "-Wall", "-o", str(FLOOR_BINARY), str(FLOOR_SOURCE)], check=True
+        )
+    return FLOOR_BINARY
+
+
+def start_target(floor: Path, kind: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [str(floor), "serve", kind, HOST, "0"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("port="):
+        proc.kill()
+        raise RuntimeError(f"floor serve {kind} did not start: {line!r}")
+    return proc, int(line.partition("=")[2])
+
+
+def run_floor(floor: Path, kind: str, port: int, count: int, inflight: int) -> float:
+    out = subprocess.run(
+        [str(floor), "check", kind, HOST, str(port), str(count), str(inflight)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    fields = dict(part.split("=") for part in out.split())
+    if int(fields["fail"]):
+        print(f"  note: C floor {kind}: {fields['fail']} of {count} checks failed")
+    return float(fields["cpu_us_per_check"])
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_python(checker: Any, count: int, inflight: int, timeout_s: float) -> tuple[float, int, str]:
+    """CPU-µs per check, failures, and the first failure's text."""
+    reactor = Reactor()
+    state = {"started": 0, "finished": 0, "failed": 0, "pumping": False}
+    first_failure = [""]
+    run = checkers.run
+
+    def pump() -> None:
+        # Spawning from on_done can nest when a check ends at once: loop, don't recurse.
+        if state["pumping"]:
+            return
+        state["pumping"] = True
+        while state["started"] < count and state["started"] - state["finished"] < inflight:
+            state["started"] += 1
+            reactor.spawn(run(checker, timeout_s), on_done=on_done)
+        state["pumping"] = False
+
+    def on_done(result: Any) -> None:
+        state["finished"] += 1
+        if not getattr(result, "success", False):
+            state["failed"] += 1
+            if not first_failure[0]:
+                first_failure[0] = str(result)
+        if state["finished"] == count:
+            reactor.stop()
+        else:
+            pump()
+
+    reactor.call_later(120, reactor.stop)  # a bound, should anything hang
+    cpu0 = cpu_seconds()
+    pump()
+    if state["finished"] < count:
+        reactor.run_forever()
+    cpu = cpu_seconds() - cpu0
+    reactor.close()
+    if state["finished"] < count:
+        print(f"  note: only {state['finished']} of {count} checks finished in time")
+    return cpu * 1e6 / max(1, state["finished"]), state["failed"], first_failure[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--inflight", type=int, default=1000)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply check counts")
+    parser.add_argument("--only", nargs="*", help="checker types to run (default: all)")
+    args = parser.parse_args()
+
+    floor = build_floor()
+    rows: list[tuple[str, str, str, str, str]] = []
+    for case in CASES:
+        if args.only and case.kind not in args.only:
+            continue
+        if importlib.util.find_spec(f"seesaw_healthcheck.checkers.{case.module}") is None:
+            print(f"skip {case.kind}: checker module not there yet")
+            continue
+        proc = None
+        port = 0
+        if case.target:
+            if floor is None:
+                print(f"skip {case.kind}: needs the C target")
+                continue
+            proc, port = start_target(floor, case.kind)
+        try:
+            count = max(100, int(case.count * args.scale))
+            checker = case.make(port)
+            # Warm up (imports, caches, shared sockets) and see that the check passes.
+            _, warm_failed, warm_text = run_python(checker, 200, 100, 2.0)
+            if warm_failed == 200:
+                print(f"skip {case.kind}: every check fails here: {warm_text}")
+                continue
+            c_runs: list[float] = []
+            py_runs: list[float] = []
+            failures = 0
+            for _ in range(args.rounds):
+                if case.floor and floor is not None:
+                    c_runs.append(run_floor(floor, case.kind, port, count, args.inflight))
+                us, failed, text = run_python(checker, count, args.inflight, 5.0)
+                py_runs.append(us)
+                if failed and not failures:
+                    print(f"  note: {case.kind}: {failed} failed, first: {text}")
+                failures += failed
+            py = statistics.median(py_runs)
+            c = statistics.median(c_runs) if c_runs else None
+            rows.append(
+                (
+                    case.kind,
+                    f"{c:.1f}" if c else "-",
+                    f"{py:.1f}",
+                    f"{py / c:.2f}x" if c else "-",
+                    f"{count} x {args.rounds}, {args.inflight} in flight, {failures} failed",
+                )
+            )
+        finally:
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+
+    header = ("type", "C floor µs", "Python µs", "ratio", "runs")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    print()
+    print("CPU per check of the checking process (medians):")
+    for row in [header, *rows]:
+        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
