@@ -323,6 +323,12 @@ class Decoder:
                 raise GobError(
                     f"gob: value nested too deeply in message at offset {self._abs + self._off}"
                 ) from None
+            except (TypeError, ValueError, OverflowError, KeyError, AttributeError) as e:
+                # Last resort (e.g. a schema class refusing its fields): still a GobError.
+                raise GobError(
+                    f"gob: cannot decode message at offset {self._abs + self._off}: "
+                    f"{e.__class__.__name__}: {e}"
+                ) from e
             # Go discards whatever follows the value in its message.
             self._off = self._snap_base + self._end
             self._compact()
@@ -929,11 +935,19 @@ class Decoder:
             *tail,
             f"    return {result}, pos",
         ])
-        exec(compile(src, f"<gob struct {sname or '(unnamed)'}>", "exec"), ns)
+        code = _CODE_CACHE.get(src)
+        if code is None:
+            if len(_CODE_CACHE) >= 1024:
+                _CODE_CACHE.clear()
+            code = _CODE_CACHE[src] = compile(src, "<gob struct decoder>", "exec")
+        exec(code, ns)
         return cast(Op, ns["op_struct"])
 
 
 _MISSING = object()
+# Generated source -> code object: every stream (each RPC call) has its own decoder, and
+# compiling is the slow part; the source holds generated names only.
+_CODE_CACHE: dict[str, Any] = {}
 _INLINE_GENERIC: dict[int, GobType] = {
     UINT_ID: Uint(), INT_ID: Int(), STRING_ID: String(), BYTES_ID: Bytes()
 }

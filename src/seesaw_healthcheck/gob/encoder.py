@@ -215,6 +215,9 @@ class Encoder:
         except GobError:
             self._sent = sent_before
             raise
+        except RecursionError:
+            self._sent = sent_before
+            raise GobError(f"cannot encode {type!r}: value nested too deeply") from None
         except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as e:
             self._sent = sent_before
             raise GobError(f"cannot encode {value!r:.200} as {type!r}: {e}") from e
