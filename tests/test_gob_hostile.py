@@ -9,6 +9,7 @@ import tracemalloc
 from typing import Any
 
 import pytest
+from tests.test_gob_codec import CHECKS, GO_CHECKS_1, GO_CHECKS_2, GO_NOTE
 
 from seesaw_healthcheck.gob import (
     NEED_DATA,
@@ -33,7 +34,6 @@ from seesaw_healthcheck.gob.wire import (
     put_int,
     put_uint,
 )
-from tests.test_gob_codec import CHECKS, GO_CHECKS_1, GO_CHECKS_2, GO_NOTE, NOTE
 
 
 def u(x: int) -> bytes:
