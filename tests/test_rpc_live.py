@@ -21,7 +21,7 @@ from seesaw_healthcheck import model, schema
 from seesaw_healthcheck.gob import GobError, Int, String
 from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.rpc import RpcClient, RpcError, RpcServer, call
-from seesaw_healthcheck.rpc.framing import ClientCodec
+from seesaw_healthcheck.rpc.framing import ClientCodec, ServerCodec
 
 T = TypeVar("T")
 N_CONFIGS = 10_000
@@ -334,12 +334,56 @@ def test_call_times_out_on_a_silent_server(short_tmp: Path) -> None:
     async def scenario() -> float:
         async with raw_server(path, silent):
             started = time.monotonic()
-            with pytest.raises(TimeoutError):
+            with pytest.raises(TimeoutError, match=r"^rpc: Test\.Echo on .*silent\.sock: no reply"):
                 await call(path, ECHO, "hello", STR, STR, timeout=0.3)
             return time.monotonic() - started
 
     elapsed = run(scenario(), timeout=10)
     assert 0.3 <= elapsed < 0.3 + 0.5
+
+
+def test_dial_waits_out_a_full_listen_queue(short_tmp: Path) -> None:
+    """A server slow to accept: Unix connect says EAGAIN; the dial retries in its time."""
+    path = str(short_tmp / "busy.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(0)
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    filler.connect(path)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        probe.connect(path)
+        pytest.skip("this kernel queued a second connection on a backlog of 0")
+    except BlockingIOError:
+        pass
+    finally:
+        probe.close()
+
+    async def scenario() -> str:
+        loop = asyncio.get_running_loop()
+        listener.setblocking(False)
+        pending = asyncio.ensure_future(call(path, ECHO, "queued", STR, STR, timeout=5))
+        await asyncio.sleep(0.2)
+        assert not pending.done()
+        (await loop.sock_accept(listener))[0].close()  # the filler: the queue frees
+        filler.close()
+        conn, _ = await loop.sock_accept(listener)
+        with conn:
+            conn.setblocking(False)
+            codec = ServerCodec()
+            while (incoming := codec.next_call(lambda _: STR)) is None:
+                data = await loop.sock_recv(conn, 65536)
+                assert data, "client closed before its request was complete"
+                codec.feed(data)
+            await loop.sock_sendall(conn, codec.response(incoming.request, incoming.args, STR))
+            return await pending
+
+    try:
+        assert run(scenario(), timeout=10) == "queued"
+    finally:
+        filler.close()
+        listener.close()
 
 
 def test_timed_out_call_leaves_connection_usable(short_tmp: Path) -> None:

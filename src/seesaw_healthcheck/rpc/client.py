@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import Any
 
 from seesaw_healthcheck.gob import GobError
@@ -63,17 +64,42 @@ class RpcClient:
         """Dial the Unix socket at ``path``.
 
         ``TimeoutError`` after ``timeout`` seconds; ``ConnectionError`` (naming the path)
-        when there is no socket or nobody listens on it.
+        when there is no socket or nobody listens on it. A full listen queue (the server
+        is slow to accept) is waited out, within ``timeout``.
         """
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await cls._dial(path)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise TimeoutError(f"rpc: connecting to {path}: no answer in {timeout} s") from None
+
+    @classmethod
+    async def _dial(cls, path: str) -> RpcClient:
         client = cls(path)
         loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            async with asyncio.timeout(timeout):
-                await loop.create_unix_connection(lambda: _ClientProtocol(client), path)
-        except TimeoutError:
-            raise
+            sock.setblocking(False)
+            delay = 0.001
+            while True:
+                try:
+                    sock.connect(path)
+                    break
+                except BlockingIOError:
+                    # EAGAIN: the listen queue is full. Unix sockets do not complete such a
+                    # connect later on their own (asyncio would take it for done), so retry.
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+            await loop.create_unix_connection(lambda: _ClientProtocol(client), sock=sock)
         except OSError as exc:
+            sock.close()
             raise ConnectionError(f"rpc: cannot connect to {path}: {exc.strerror or exc}") from exc
+        except BaseException:
+            sock.close()
+            raise
         return client
 
     @property
@@ -96,25 +122,36 @@ class RpcClient:
         closed) or if ``args`` does not fit ``args_type`` (nothing is sent then, and the
         connection stays usable).
         """
-        async with asyncio.timeout(timeout):
-            if self._drained is not None:
-                await asyncio.shield(self._drained)
-            if self._failure is not None:
-                raise self._error_for_new_call()
-            transport = self._transport
-            assert transport is not None
-            seq, data = self._codec.request(method, args, args_type, reply_type)
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._calls[seq] = future
-            transport.write(data)
-            try:
-                return await future
-            finally:
-                # On timeout or cancellation the reply may still come: the codec keeps
-                # the seq pending so it is read and dropped, not taken for garbage.
-                if not future.done():
-                    future.cancel()
-                self._calls.pop(seq, None)
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await self._call(method, args, args_type, reply_type)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise TimeoutError(f"rpc: {method} on {self.path}: no reply in {timeout} s") from None
+
+    async def _call(
+        self, method: str, args: Any, args_type: GobType, reply_type: GobType
+    ) -> Any:
+        if self._drained is not None:
+            await asyncio.shield(self._drained)
+        if self._failure is not None:
+            raise self._error_for_new_call()
+        transport = self._transport
+        assert transport is not None
+        seq, data = self._codec.request(method, args, args_type, reply_type)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._calls[seq] = future
+        transport.write(data)
+        try:
+            return await future
+        finally:
+            # On timeout or cancellation the reply may still come: the codec keeps
+            # the seq pending so it is read and dropped, not taken for garbage.
+            if not future.done():
+                future.cancel()
+            self._calls.pop(seq, None)
 
     async def close(self) -> None:
         """Close the connection; pending calls fail with ``ConnectionError``.
@@ -201,10 +238,16 @@ async def call(
 
     ``timeout`` bounds dial, write and reply together.
     """
-    async with asyncio.timeout(timeout):
-        client = await RpcClient.connect(path, timeout=None)
-        try:
-            return await client.call(method, args, args_type, reply_type, timeout=None)
-        finally:
-            with contextlib.suppress(Exception):
-                await client.close()
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            client = await RpcClient._dial(path)
+            try:
+                return await client._call(method, args, args_type, reply_type)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.close()
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        raise TimeoutError(f"rpc: {method} on {path}: no reply in {timeout} s") from None
