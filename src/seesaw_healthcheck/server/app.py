@@ -19,6 +19,7 @@ import logging
 import os
 import resource
 import signal
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,10 @@ from seesaw_healthcheck.server.updater import Updater, engine_fetcher
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 0.5  # how long the reactor thread gets to finish after a stop signal
+# The reactor releases the GIL at every epoll call; while the asyncio thread decodes a big
+# fetch or encodes a full re-notification, the reactor waits up to the switch interval
+# (5 ms by default) each time it wants the GIL back, and its checks start late.
+SWITCH_INTERVAL_S = float(os.environ.get("SEESAW_HC_SWITCH_INTERVAL", "0.001"))
 
 
 def raise_nofile_limit() -> int:
@@ -161,6 +166,7 @@ def run(config: ServerConfig, *, stats_file: str | None = None) -> int:
     """Run the server until SIGTERM or SIGINT; return the exit status (0)."""
     limit = raise_nofile_limit()
     log.info("File descriptor limit: %d", limit)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     async def main() -> None:
         server = Server(config, stats_file=stats_file)
