@@ -22,6 +22,7 @@ from seesaw_healthcheck.gob import GobError, Int, String
 from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.rpc import RpcClient, RpcError, RpcServer, call
 from seesaw_healthcheck.rpc.framing import ClientCodec, ServerCodec
+from seesaw_healthcheck.rpc.server import MAX_IN_FLIGHT
 
 T = TypeVar("T")
 N_CONFIGS = 10_000
@@ -577,3 +578,52 @@ def test_server_close_fails_pending_calls(short_tmp: Path) -> None:
             await client.close()
 
     run(scenario(), timeout=10)
+
+
+def test_server_bounds_the_requests_it_runs_per_connection(short_tmp: Path) -> None:
+    """1,000 requests in one write: at most MAX_IN_FLIGHT handlers at once, all answered."""
+    path = str(short_tmp / "flood.sock")
+    n = 1_000
+    running = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def hold(value: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await release.wait()
+            return value
+        finally:
+            running -= 1
+
+    async def scenario() -> None:
+        server = RpcServer()
+        server.register("Flood.Hold", INT, INT, hold)
+        await server.start_unix(path)
+        codec = ClientCodec()
+        flood = b"".join(codec.request("Flood.Hold", i, INT, INT)[1] for i in range(n))
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, path)
+            await loop.sock_sendall(sock, flood)
+            await asyncio.sleep(0.2)
+            assert peak == MAX_IN_FLIGHT
+            release.set()
+            replies = []
+            while len(replies) < n:
+                data = await loop.sock_recv(sock, 65536)
+                assert data, f"server closed after {len(replies)} replies"
+                codec.feed(data)
+                while (reply := codec.next_reply()) is not None:
+                    replies.append(reply)
+            assert sorted(r.body for r in replies) == list(range(n))
+            assert all(r.seq == r.body and not r.error for r in replies)
+        finally:
+            sock.close()
+            await server.close()
+
+    run(scenario(), timeout=20)

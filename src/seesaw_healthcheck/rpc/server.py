@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import stat
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +27,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Awaitable[Any]]
 
-# Requests of one connection running at once before we stop reading from it.
+# Requests of one connection running at once; further ones wait, and past them we stop
+# reading from it, so a client that floods requests cannot grow our memory without bound.
 MAX_IN_FLIGHT = 64
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +153,7 @@ class _ServerConnection(asyncio.Protocol):
         self._server = server
         self._codec = ServerCodec()
         self._transport: asyncio.Transport | None = None
-        self._peer = "?"
+        self._peer = "unknown peer"
         self._broken = False
         self._in_flight = 0
         self._write_paused = False
@@ -159,8 +163,10 @@ class _ServerConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         sock = transport.get_extra_info("socket")
-        with contextlib.suppress(Exception):
-            self._peer = f"fd {sock.fileno()}"
+        with contextlib.suppress(OSError, AttributeError):
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            pid, uid, _ = _PEERCRED.unpack(creds)
+            self._peer = f"pid {pid} uid {uid}"
         self._server._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -178,8 +184,15 @@ class _ServerConnection(asyncio.Protocol):
         if self._broken:
             return
         self._codec.feed(data)
+        self._process()
+
+    def _process(self) -> None:
+        """Start the complete requests buffered, up to ``MAX_IN_FLIGHT`` running."""
         try:
-            while (incoming := self._codec.next_call(self._server.args_type_for)) is not None:
+            while self._in_flight < MAX_IN_FLIGHT and not self._broken:
+                incoming = self._codec.next_call(self._server.args_type_for)
+                if incoming is None:
+                    break
                 if incoming.known:
                     self._in_flight += 1
                     self._server._spawn(self._server._run(self, incoming))
@@ -187,10 +200,8 @@ class _ServerConnection(asyncio.Protocol):
                     # Go answers at once, in order, and keeps the connection.
                     method = incoming.request.service_method
                     self.reply_error(incoming.request, self._server.method_error(method))
-                if self._broken:
-                    return
         except GobError as exc:
-            log.warning("rpc: closing connection %s: bad request: %s", self._peer, exc)
+            log.warning("rpc: closing connection from %s: bad request: %s", self._peer, exc)
             self.abort()
             return
         self._update_reading()
@@ -219,7 +230,8 @@ class _ServerConnection(asyncio.Protocol):
 
     def call_done(self) -> None:
         self._in_flight -= 1
-        self._update_reading()
+        if not self._broken:
+            self._process()  # requests that waited for a free slot
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -230,8 +242,8 @@ class _ServerConnection(asyncio.Protocol):
         self._update_reading()
 
     def _update_reading(self) -> None:
-        # Stop reading while the client is not reading its replies, or too many of its
-        # requests are running: a greedy client must not grow our memory without bound.
+        # Stop reading while the client is not reading its replies, or its requests fill
+        # every slot.
         transport = self._transport
         if transport is None or self._broken or transport.is_closing():
             return
