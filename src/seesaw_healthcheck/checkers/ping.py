@@ -51,7 +51,8 @@ _PAYLOAD_HEAD = _FILLER * ((MESSAGE_LENGTH - 8) // (len(_FILLER) + 1))
 _PAYLOAD_PAD = b"\x00" * (MESSAGE_LENGTH - 8 - len(_PAYLOAD_HEAD) - _TOKEN_LENGTH)
 
 IDLE_CLOSE_S = 30.0
-_RCVBUF = 1 << 20
+_RCVBUF = 4 << 20
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _READS_PER_WAKE = 256  # bounded so a flood of ICMP cannot starve the other checks
 
 # ICMP_FILTER (SOL_RAW) and ICMP6_FILTER (IPPROTO_ICMPV6) option numbers, from
@@ -225,13 +226,24 @@ def _open_icmp_socket(family: socket.AddressFamily, mark: int) -> tuple[socket.s
     try:
         if raw:
             _install_filter(sock, family)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        _grow_receive_buffer(sock)
         if mark:
             set_mark(sock, mark)
     except BaseException:
         sock.close()
         raise
     return sock, raw
+
+
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    """Room for a burst of replies: 1,000 pings in flight overflow the default buffer.
+
+    SO_RCVBUFFORCE (root) goes past net.core.rmem_max; SO_RCVBUF is capped by it.
+    """
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
 
 
 def _install_filter(sock: socket.socket, family: socket.AddressFamily) -> None:
