@@ -241,3 +241,35 @@ def test_reply_evaluation_sans_io() -> None:
     assert dns_check.evaluate_reply(
         reply.to_wire(), query.id, question, expected, over_tcp=False
     ).truncated
+
+
+def test_read_name_follows_compression_and_refuses_loops() -> None:
+    wire = b"\x00" * 12 + b"\x03WWW\x07example\x03com\x00" + b"\x04mail\xc0\x10" + b"\xc0\x22"
+    assert dns_check.read_name(wire, 12) == (b"\x03www\x07example\x03com\x00", 29)
+    assert dns_check.read_name(wire, 29) == (b"\x04mail\x07example\x03com\x00", 36)
+    with pytest.raises(dns_check.Ignored, match="loop"):
+        dns_check.read_name(wire + b"\xc0\x26", 38)
+    with pytest.raises(dns_check.Ignored, match="bad label type"):
+        dns_check.read_name(b"\x40abc", 0)
+    with pytest.raises(dns_check.Ignored, match="past the end"):
+        dns_check.read_name(b"\x05ab", 0)
+
+
+def test_malformed_replies_are_ignored() -> None:
+    question = DNSQuestion("www.example.com.", A, IN)
+    expected = dns_check.parse_answer(A, IN, "192.0.2.1")
+    query = dns.message.make_query("www.example.com.", "A")
+    reply = dns.message.make_response(query)
+    reply.answer.append(dns.rrset.from_text("www.example.com.", 60, "IN", "A", "192.0.2.1"))
+    wire = reply.to_wire()
+    for broken in (wire[:-2], wire[:30], wire[:12] + b"\xff" * 20):
+        with pytest.raises(dns_check.Ignored, match=r"undecodable|another question"):
+            dns_check.evaluate_reply(broken, query.id, question, expected, over_tcp=False)
+
+
+def test_mapped_aaaa_answer_prints_as_go_does() -> None:
+    zone = {("m.example.com.", "AAAA"): ["::ffff:192.0.2.7"]}
+    with DNSResponder("127.0.0.1", zone) as peer:
+        result = run_check(dns_checker("127.0.0.1", peer.port, "m.example.com", AAAA, "192.0.2.7"))
+    assert result.success
+    assert result.message.endswith("; received answer 192.0.2.7")
