@@ -18,12 +18,14 @@ waiting check through a ``Future``. A socket nobody used for ``IDLE_CLOSE_S`` is
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import os
 import socket
 import struct
 import sys
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -31,6 +33,7 @@ from seesaw_healthcheck.checkers.base import (
     CheckError,
     Result,
     elapsed_ns,
+    endpoint,
     errno_text,
     now_ns,
     set_mark,
@@ -280,22 +283,32 @@ def open_sockets(reactor: Reactor) -> list[EchoSocket]:
     return list(_sockets.get(reactor, {}).values())
 
 
+_last_reactor = threading.local()
+
+
 def current_reactor() -> Reactor:
     """The reactor running the calling coroutine.
 
-    The reactor has no "current reactor" call yet, so we find the ``Reactor._step`` frame
-    that resumed us on the stack (it is a few frames up).
+    The reactor has no "current reactor" call (yet), so we find the ``Reactor._step``
+    frame that resumed us on the stack, a few frames up, and remember it per thread while
+    it keeps running there.
     """
+    cached: Reactor | None = getattr(_last_reactor, "reactor", None)
+    if cached is not None and getattr(cached, "_thread_id", None) == threading.get_ident():
+        return cached
     frame = sys._getframe(1)
     while frame is not None:
         candidate = frame.f_locals.get("self")
         if isinstance(candidate, Reactor):
+            _last_reactor.reactor = candidate
             return candidate
         frame = frame.f_back  # type: ignore[assignment]
     raise RuntimeError("ping checks must run in a task on a seesaw_healthcheck Reactor")
 
 
+@functools.lru_cache(maxsize=4096)
 def _packed(host: str) -> bytes:
+    """An address as the kernel wrote it (``fe80::1%eth0`` too), packed."""
     return ipaddress.ip_address(host.partition("%")[0]).packed
 
 
@@ -317,18 +330,19 @@ def _ip_text(ip: bytes) -> str:
 
 
 async def check(checker: PingChecker, timeout_s: float) -> Result:
+    """One echo over the shared socket. The caller (``checkers.run``) bounds the time."""
     start = now_ns()
-    msg = f"ICMP ping to host {_ip_text(checker.target.ip)}"
     sequence = checker.seqnum & 0xFFFF
     checker.seqnum = (sequence + 1) & 0xFFFF  # as Go's checker: the next check, the next seq
     try:
-        address = ip_from_bytes(checker.target.ip)
-    except ValueError as error:
-        return Result(False, msg, elapsed_ns(start), CheckError(str(error)))
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    network = "ip6:ipv6-icmp" if address.version == 6 else "ip4:icmp"
+        ep = endpoint(checker.target)
+    except CheckError as error:
+        msg = f"ICMP ping to host {_ip_text(checker.target.ip)}"
+        return Result(False, msg, elapsed_ns(start), error)
+    msg = "ICMP ping to host " + ep.host
+    network = "ip6:ipv6-icmp" if ep.version == 6 else "ip4:icmp"
     try:
-        shared = echo_socket(current_reactor(), family, checker.target.mark)
+        shared = echo_socket(current_reactor(), ep.family, checker.target.mark)
     except CheckError as error:
         return Result(False, msg, elapsed_ns(start), error)
     except OSError as error:
@@ -338,49 +352,29 @@ async def check(checker: PingChecker, timeout_s: float) -> Result:
         )
 
     token = next_token()
-    packet = build_echo_request(address.version == 6, checker.id, sequence, token)
+    packet = build_echo_request(ep.version == 6, checker.id, sequence, token)
     future: Future[str | None] = Future()
-    shared.waiters[token] = _Waiter(address.packed, checker.id, sequence, future)
-    host = str(address)
+    shared.waiters[token] = _Waiter(_packed(ep.host), checker.id, sequence, future)
     try:
         while True:
             try:
-                shared.send(packet, host)
+                shared.send(packet, ep.host)
                 break
             except BlockingIOError:  # send buffer full under load: wait a moment
                 await sleep(0.001)
             except OSError as error:
                 text = errno_text(error.errno) if error.errno else str(error)
-                return Result(
-                    False, msg, elapsed_ns(start), CheckError(f"write {network} {host}: {text}")
-                )
+                failure = CheckError(f"write {network} {ep.host}: {text}")
+                return Result(False, msg, elapsed_ns(start), failure)
         try:
             problem = await future
         except TimeoutError:
-            local = "::" if address.version == 6 else "0.0.0.0"
-            return Result(
-                False,
-                msg,
-                elapsed_ns(start),
-                CheckError(f"read {network[:3]} {local}: i/o timeout"),
-            )
+            local = "::" if ep.version == 6 else "0.0.0.0"
+            failure = CheckError(f"read ip{ep.version} {local}: i/o timeout")
+            return Result(False, msg, elapsed_ns(start), failure)
         if problem is not None:
             return Result(False, msg, elapsed_ns(start), CheckError(problem))
         return Result(True, msg, elapsed_ns(start))
     finally:
         del shared.waiters[token]
         shared.last_used = shared.reactor.time()
-
-
-__all__ = [
-    "EchoReply",
-    "EchoSocket",
-    "build_echo_request",
-    "check",
-    "close_sockets",
-    "current_reactor",
-    "describe",
-    "echo_socket",
-    "icmp_checksum",
-    "parse_echo_reply",
-]
