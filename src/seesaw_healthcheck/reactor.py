@@ -22,13 +22,13 @@ reused by a new socket, so ADD/MOD fall back to each other on ENOENT/EEXIST.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import functools
 import heapq
 import logging
 import os
 import select
-import socket
 import threading
 import time as _time
 import types
@@ -41,6 +41,8 @@ __all__ = [
     "Reactor",
     "Task",
     "Timer",
+    "current_task",
+    "limit_deadline",
     "readable",
     "sleep",
     "within",
@@ -58,6 +60,7 @@ _READ_ONESHOT = EPOLLIN | _ONESHOT
 _WRITE_ONESHOT = EPOLLOUT | _ONESHOT
 
 _monotonic = _time.monotonic
+_MAX_DEADLINE_BUCKETS = 64  # distinct timeouts; beyond that, deadlines go to the heap
 
 
 class Timer:
@@ -181,15 +184,33 @@ class Task:
 
 
 @types.coroutine
-def readable(sock: socket.socket | int) -> Generator[Any, None, None]:
+def readable(sock: _socket.socket | int) -> Generator[Any, None, None]:
     """Wait until ``sock`` is readable (or has an error or hang-up)."""
     yield (sock if isinstance(sock, int) else sock.fileno(), _READ_ONESHOT)
 
 
 @types.coroutine
-def writable(sock: socket.socket | int) -> Generator[Any, None, None]:
+def writable(sock: _socket.socket | int) -> Generator[Any, None, None]:
     """Wait until ``sock`` is writable (a non-blocking connect has finished)."""
     yield (sock if isinstance(sock, int) else sock.fileno(), _WRITE_ONESHOT)
+
+
+_current: Task | None = None  # the task being resumed right now, if any
+
+
+def current_task() -> Task | None:
+    """The task whose coroutine is running (None outside any task)."""
+    return _current
+
+
+def limit_deadline(seconds: float) -> None:
+    """Synchronous ``within``: the current task's deadline becomes at most now + seconds.
+
+    Cheaper than ``await within(...)`` (no trip through the reactor); a no-op outside a task.
+    """
+    task = _current
+    if task is not None:
+        task.reactor._tighten(task, seconds)
 
 
 @types.coroutine
@@ -211,6 +232,10 @@ class Reactor:
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._heap: list[tuple[float, int, Any]] = []
+        # Deadlines of tasks, bucketed by their relative timeout: within one bucket they
+        # come in increasing order, so a deque is a priority queue with O(1) push and pop
+        # (a heap of 100,000 pending deadlines costs microseconds per check).
+        self._deadlines: dict[float, deque[tuple[float, Task]]] = {}
         self._seq = 0
         self._waiters: dict[int, Task] = {}  # fd -> task suspended on it
         self._registered: dict[int, Task | None] = {}  # fd -> task that armed it last
@@ -251,7 +276,7 @@ class Reactor:
 
     # --- fds -------------------------------------------------------------------------
 
-    def add_reader(self, fd: socket.socket | int, callback: Callable[[], object]) -> None:
+    def add_reader(self, fd: _socket.socket | int, callback: Callable[[], object]) -> None:
         """Call ``callback`` whenever the long-lived ``fd`` is readable (level-triggered)."""
         num = fd if isinstance(fd, int) else fd.fileno()
         if num in self._readers:
@@ -260,7 +285,7 @@ class Reactor:
         self._readers[num] = callback
         self._arm(num, EPOLLIN, None)
 
-    def remove_reader(self, fd: socket.socket | int) -> None:
+    def remove_reader(self, fd: _socket.socket | int) -> None:
         num = fd if isinstance(fd, int) else fd.fileno()
         if self._readers.pop(num, None) is not None:
             self._registered.pop(num, None)
@@ -303,18 +328,26 @@ class Reactor:
 
     def _step(self, task: Task, exc: BaseException | None) -> None:
         """Resume ``task`` and serve what it asks for, until it waits or finishes."""
+        global _current
         coro = task.coro
         while True:
+            outer, _current = _current, task
             try:
                 req = coro.send(None) if exc is None else coro.throw(exc)
             except StopIteration as stop:
+                _current = outer
                 self._finish(task, stop.value)
                 return
             except BaseException as error:
+                _current = outer
                 self._finish(task, error)
                 return
+            _current = outer
             exc = None
             cls = req.__class__
+            if task.timed_out and cls is not _Within:
+                exc = TimeoutError()  # past the deadline: no more waiting
+                continue
             if cls is tuple:
                 fd, events = req
                 self._waiters[fd] = task
@@ -334,24 +367,51 @@ class Reactor:
                 task.wait = req
                 return
             if cls is _Within:
-                when = _monotonic() + req.seconds
-                if task.deadline is None or when < task.deadline:
-                    task.deadline = when
-                    self._seq += 1
-                    heapq.heappush(self._heap, (when, self._seq, task))
-                    if req.seconds <= 0:
-                        task.timed_out = True
+                self._tighten(task, req.seconds)
                 if task.timed_out:
                     exc = TimeoutError()
                 continue
             if cls is _Sleep:
-                if task.timed_out:
-                    exc = TimeoutError()
-                    continue
                 timer = self.call_at(_monotonic() + req.delay, functools.partial(self._wake, task))
                 task.wait = timer
                 return
             exc = RuntimeError(f"reactor task yielded an unsupported value: {req!r}")
+
+    def _tighten(self, task: Task, seconds: float) -> None:
+        when = _monotonic() + seconds
+        if task.deadline is not None and when >= task.deadline:
+            return
+        task.deadline = when
+        if seconds <= 0:
+            task.timed_out = True
+            return
+        bucket = self._deadlines.get(seconds)
+        if bucket is None:
+            if len(self._deadlines) >= _MAX_DEADLINE_BUCKETS:
+                self._seq += 1
+                heapq.heappush(self._heap, (when, self._seq, task))
+                return
+            bucket = self._deadlines[seconds] = deque()
+        bucket.append((when, task))
+
+    def _expire_deadlines(self, now: float) -> None:
+        empty = []
+        for seconds, bucket in self._deadlines.items():
+            while bucket and bucket[0][0] <= now:
+                when, task = bucket.popleft()
+                self._timeout(task, when)
+            if not bucket:
+                empty.append(seconds)
+        for seconds in empty:
+            if not self._deadlines.get(seconds, True):
+                del self._deadlines[seconds]
+
+    def _next_deadline(self) -> float | None:
+        earliest = None
+        for bucket in self._deadlines.values():
+            if bucket and (earliest is None or bucket[0][0] < earliest):
+                earliest = bucket[0][0]
+        return earliest
 
     def _wake(self, task: Task) -> None:
         if not task.done:
@@ -407,6 +467,7 @@ class Reactor:
         self._running = True
         self._thread_id = threading.get_ident()
         heap = self._heap
+        deadlines = self._deadlines
         waiters = self._waiters
         readers = self._readers
         ready = self._ready
@@ -419,12 +480,18 @@ class Reactor:
             while self._running and (task is None or not task.done):
                 if ready or threadsafe:
                     timeout = 0.0
-                elif heap:
-                    timeout = heap[0][0] - _monotonic()
-                    if timeout < 0:
-                        timeout = 0.0
                 else:
-                    timeout = -1.0
+                    due = heap[0][0] if heap else None
+                    if deadlines:
+                        first = self._next_deadline()
+                        if first is not None and (due is None or first < due):
+                            due = first
+                    if due is None:
+                        timeout = -1.0
+                    else:
+                        timeout = due - _monotonic()
+                        if timeout < 0:
+                            timeout = 0.0
                 for fd, _ in poll(timeout):
                     waiter = waiters.pop(fd, None)
                     if waiter is not None:
@@ -452,6 +519,8 @@ class Reactor:
                     if waiter.wait is fut and not waiter.done:
                         waiter.wait = None
                         step(waiter, TimeoutError() if waiter.timed_out else None)
+                if deadlines:
+                    self._expire_deadlines(_monotonic())
                 if heap:
                     now = _monotonic()
                     while heap and heap[0][0] <= now:

@@ -27,7 +27,7 @@ from seesaw_healthcheck.model import (
     TCPChecker,
     UDPChecker,
 )
-from seesaw_healthcheck.reactor import within
+from seesaw_healthcheck.reactor import limit_deadline
 
 __all__ = ["Result", "describe", "run", "timeout_for"]
 
@@ -80,8 +80,8 @@ async def run(checker: Any, timeout_s: float) -> Result:
         check = _check_functions[kind]
     if not timeout_s > 0:  # also catches NaN
         timeout_s = DEFAULT_TIMEOUT_S.get(kind, 10.0)
+    limit_deadline(timeout_s)
     try:
-        await within(timeout_s)
         return await check(checker, timeout_s)
     except TimeoutError:
         # A checker lets the deadline through only when it has nothing better to say.

@@ -8,6 +8,7 @@ messages they know.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import functools
 import ipaddress
@@ -211,7 +212,7 @@ async def dial_tcp(ep: Endpoint, mark: int) -> socket.socket:
     return sock
 
 
-def conn_name(sock: socket.socket, ep: Endpoint) -> str:
+def conn_name(sock: _socket.socket, ep: Endpoint) -> str:
     """Go's ``tcp4 127.0.0.1:41234->127.0.0.1:80`` for read/write errors."""
     network = ("tcp" if sock.type == socket.SOCK_STREAM else "udp") + str(ep.version)
     try:
