@@ -427,3 +427,19 @@ def test_generic_decoding_of_all_kinds() -> None:
     (g,) = decode_all(data)
     assert g["T"] == UnknownValue("Time", v["T"].marshal_binary(), True)
     assert {k: g[k] for k in "BUFCYM"} == {k: v[k] for k in "BUFCYM"}
+
+
+def test_nil_map_omitted_empty_map_sent() -> None:
+    t = Struct("M", [Field("M", Map(String(), Int()))])
+    enc = Encoder()
+    enc.encode({"M": None}, t)
+    assert enc.encode({"M": None}, t).hex() == "03ff8200"
+    assert enc.encode({"M": {}}, t).hex() == "05ff82010000"
+    assert decode_all(Encoder().encode({"M": {}}, t)) == [{"M": {}}]
+    assert decode_all(Encoder().encode({"M": None}, t)) == [{}]
+
+
+def test_pointer_to_zero_gob_encoder_is_sent() -> None:
+    t = Struct("P", [Field("T", Ptr(TIME)), Field("U", TIME)])
+    (g,) = decode_all(Encoder().encode({"T": GoTime(), "U": GoTime()}, t))
+    assert set(g) == {"T"}
