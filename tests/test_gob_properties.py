@@ -59,7 +59,8 @@ def f32(x: float) -> float:
 def leaf_types() -> st.SearchStrategy[Any]:
     return st.one_of(
         st.just(Bool()), st.sampled_from([Int(b) for b in (8, 16, 32, 64)]),
-        st.sampled_from([Uint(b) for b in (8, 16, 32, 64)]), st.sampled_from([Float(32), Float(64)]),
+        st.sampled_from([Uint(b) for b in (8, 16, 32, 64)]),
+        st.sampled_from([Float(32), Float(64)]),
         st.sampled_from([Complex(64), Complex(128)]), st.just(String()), st.just(Bytes()),
         st.just(TIME), st.just(IFACE), st.just(IFACE), st.just(Slice(IFACE)),
     )
@@ -285,7 +286,7 @@ def decode(data: bytes, t: Any, chunks: list[int] | None = None) -> list[Any]:
 @given(CASES)
 def test_round_trip_typed_and_generic(case: tuple[Any, list[Any]]) -> None:
     t, values = case
-    values = [v for v in values if no_nil_in_slices(t, v) and not (isinstance(t, Ptr) and v is None)]
+    values = [v for v in values if no_nil_in_slices(t, v)]
     if isinstance(base(t), Interface):
         return  # Go has no top-level interface values
     enc = Encoder()
