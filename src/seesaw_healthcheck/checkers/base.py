@@ -37,6 +37,7 @@ __all__ = [
     "Result",
     "connect",
     "dial_tcp",
+    "dial_tcp_bare",
     "elapsed_ns",
     "endpoint",
     "errno_text",
@@ -209,6 +210,31 @@ async def dial_tcp(ep: Endpoint, mark: int) -> socket.socket:
     if code:
         sock.close()
         raise CheckError(f"dial {network} {ep.addr}: connect: {errno_text(code)}")
+    return sock
+
+
+async def dial_tcp_bare(ep: Endpoint, mark: int) -> _socket.socket:
+    """``dial_tcp`` for hot paths: a bare ``_socket.socket`` (no Python-level wrapper),
+    connect inlined. Wrap it with ``socket.socket(fileno=s.detach())`` where a full
+    socket is needed (ssl)."""
+    if mark:
+        return await dial_tcp(ep, mark)
+    try:
+        sock = _socket.socket(ep.family, _STREAM)
+    except OSError as error:
+        text = os_error_text(error)
+        raise CheckError(f"dial tcp{ep.version} {ep.addr}: socket: {text}") from None
+    try:
+        code = sock.connect_ex(ep.sockaddr)
+        if code == errno.EINPROGRESS:
+            await writable(sock)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except BaseException:
+        sock.close()
+        raise
+    if code:
+        sock.close()
+        raise CheckError(f"dial tcp{ep.version} {ep.addr}: connect: {errno_text(code)}")
     return sock
 
 

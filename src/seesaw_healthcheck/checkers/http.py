@@ -26,8 +26,10 @@ through a TLS proxy; we speak TLS to the target and send the absolute URL. We do
 
 from __future__ import annotations
 
+import _socket
 import functools
 import ipaddress
+import socket
 import ssl
 import string
 import zlib
@@ -38,7 +40,7 @@ from seesaw_healthcheck.checkers.base import (
     CheckError,
     Endpoint,
     Result,
-    dial_tcp,
+    dial_tcp_bare,
     endpoint,
     errno_text,
     go_quote,
@@ -72,12 +74,14 @@ def describe(checker: HTTPChecker) -> str:
 class _Plan:
     """What to send and where, derived from the checker (Go's URL handling)."""
 
-    __slots__ = ("dial", "host_header", "request", "server_name", "url")
+    __slots__ = ("dial", "host_header", "request", "server_name", "url", "url_error")
 
     def __init__(
-        self, url: str, host_header: str, server_name: str, dial: Endpoint, request: bytes
+        self, url: str, host_header: str, server_name: str, dial: Endpoint, request: bytes,
+        url_error: str,
     ) -> None:
         self.url = url
+        self.url_error = url_error  # Go's url.Error prefix: 'Get "http://...": '
         self.host_header = host_header
         self.server_name = server_name
         self.dial = dial
@@ -147,7 +151,8 @@ def _build(raw: str, method: str, secure: bool, proxy: bool, plain: bool, ep: En
     if method in ("POST", "PUT", "PATCH"):
         lines.append("Content-Length: 0")
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
-    return _Plan(absolute, hostport, server_name, dial, request)
+    op = method[:1] + method[1:].lower()  # Go's url.Error Op: "Get", "Head"
+    return _Plan(absolute, hostport, server_name, dial, request, f"{op} {go_quote(absolute)}: ")
 
 
 class Response:
@@ -315,12 +320,6 @@ async def _read_body_prefix(stream: _Stream, response: Response, size: int) -> b
     return bytes(out[:size])
 
 
-def _op(method: str) -> str:
-    """Go's url.Error Op: the method with only its first letter capitalised."""
-    method = method or "GET"
-    return method[:1] + method[1:].lower()
-
-
 async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) -> Result:
     start = now_ns()
     try:
@@ -329,11 +328,11 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
     except CheckError as error:
         return Result(False, "", now_ns() - start, str(error))
     msg = f"HTTP {checker.method} to {ep.addr}"
-    url_error = f"{_op(checker.method)} {go_quote(plan.url)}: "
+    url_error = plan.url_error
 
     dial_ep = plan.dial
     try:
-        sock = await dial_tcp(dial_ep, checker.target.mark)
+        sock = await dial_tcp_bare(dial_ep, checker.target.mark)
     except CheckError as error:
         text = str(error)
         if checker.target.mode == Mode.PLAIN:  # Go's Transport dials "tcp", not "tcp4"
@@ -344,12 +343,17 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
     except TimeoutError:
         return Result(False, msg + "; failed to connect", now_ns() - start, url_error + _TIMEOUT)
 
-    conn = sock
+    conn: _socket.socket = sock
     try:
         try:
             if checker.secure:
+                if not isinstance(sock, socket.socket):  # ssl wants the full socket class
+                    sock = socket.socket(fileno=sock.detach())
                 conn = await tls.handshake(sock, checker.tls_verify, sni or plan.server_name)
             await send_all(conn, plan.request)
+            if conn is sock:
+                # Plain TCP: the answer is not there yet; waiting first saves a failed recv.
+                await readable(conn)
             stream = _Stream(conn)
             while True:
                 head = await stream.read_head()
