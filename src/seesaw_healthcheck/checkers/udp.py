@@ -10,6 +10,7 @@ and ``exchange_datagram``.
 
 from __future__ import annotations
 
+import _socket
 import socket
 
 from seesaw_healthcheck.checkers.base import (
@@ -27,6 +28,7 @@ from seesaw_healthcheck.model import Target, UDPChecker
 from seesaw_healthcheck.reactor import readable
 
 _TIMEOUT_TEXT = "i/o timeout"
+_DGRAM = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 
 def open_udp(target: Target) -> tuple[socket.socket, Endpoint]:
@@ -45,7 +47,7 @@ def open_udp(target: Target) -> tuple[socket.socket, Endpoint]:
     return sock, ep
 
 
-def conn_name(sock: socket.socket, ep: Endpoint) -> str:
+def conn_name(sock: _socket.socket, ep: Endpoint) -> str:
     """Go's ``udp4 127.0.0.1:41234->127.0.0.1:53``, naming the connection in errors."""
     try:
         local = sock.getsockname()
@@ -55,7 +57,7 @@ def conn_name(sock: socket.socket, ep: Endpoint) -> str:
     return f"udp{ep.version} {laddr}->{ep.addr}"
 
 
-def io_error(op: str, sock: socket.socket, ep: Endpoint, reason: str | OSError) -> CheckError:
+def io_error(op: str, sock: _socket.socket, ep: Endpoint, reason: str | OSError) -> CheckError:
     """Go's net.OpError text: ``read udp4 127.0.0.1:41234->127.0.0.1:53: i/o timeout``."""
     if isinstance(reason, OSError):
         reason = f"{'recvfrom' if op == 'read' else 'write'}: {os_error_text(reason)}"
@@ -124,7 +126,11 @@ async def check(checker: UDPChecker, timeout_s: float) -> Result:
         )
     msg = "UDP check to " + ep.addr
     try:
-        sock = udp_socket(ep.family, checker.target.mark)
+        if checker.target.mark:
+            sock: _socket.socket = udp_socket(ep.family, checker.target.mark)
+        else:
+            # A bare _socket.socket skips socket.socket's Python-level __init__ and close.
+            sock = _socket.socket(ep.family, _DGRAM)
     except (OSError, CheckError) as error:
         return Result(False, msg + "; failed to create socket", elapsed_ns(start), error)
     try:
