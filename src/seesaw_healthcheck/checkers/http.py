@@ -33,6 +33,8 @@ import socket
 import ssl
 import string
 import zlib
+from errno import EINPROGRESS
+from socket import SO_ERROR, SOL_SOCKET
 from urllib.parse import quote, urlsplit
 
 from seesaw_healthcheck.checkers import tls
@@ -58,6 +60,7 @@ _TOKEN_CHARS = frozenset((string.ascii_letters + string.digits + "!#$%&'*+-.^_`|
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 _WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
+_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 
 def describe(checker: HTTPChecker) -> str:
@@ -74,12 +77,13 @@ def describe(checker: HTTPChecker) -> str:
 class _Plan:
     """What to send and where, derived from the checker (Go's URL handling)."""
 
-    __slots__ = ("dial", "host_header", "request", "server_name", "url", "url_error")
+    __slots__ = ("dial", "host_header", "message", "request", "server_name", "url", "url_error")
 
     def __init__(
         self, url: str, host_header: str, server_name: str, dial: Endpoint, request: bytes,
-        url_error: str,
+        url_error: str, message: str,
     ) -> None:
+        self.message = message  # "HTTP GET to 127.0.0.1:80"
         self.url = url
         self.url_error = url_error  # Go's url.Error prefix: 'Get "http://...": '
         self.host_header = host_header
@@ -126,6 +130,7 @@ def _build(raw: str, method: str, secure: bool, proxy: bool, plain: bool, ep: En
         request_uri += "?" + parts.query
     absolute = f"{scheme}://{hostport}{request_uri if path else '/' + request_uri[1:]}"
 
+    raw_method = method
     method = method or "GET"
     if not all(b in _TOKEN_CHARS for b in method.encode("utf-8", "surrogateescape")):
         raise CheckError(f"net/http: invalid method {go_quote(method)}")
@@ -152,7 +157,10 @@ def _build(raw: str, method: str, secure: bool, proxy: bool, plain: bool, ep: En
         lines.append("Content-Length: 0")
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
     op = method[:1] + method[1:].lower()  # Go's url.Error Op: "Get", "Head"
-    return _Plan(absolute, hostport, server_name, dial, request, f"{op} {go_quote(absolute)}: ")
+    return _Plan(
+        absolute, hostport, server_name, dial, request, f"{op} {go_quote(absolute)}: ",
+        f"HTTP {raw_method} to {ep.addr}",
+    )
 
 
 class Response:
@@ -169,11 +177,12 @@ class Response:
         self.location = False
 
 
-def parse_head(head: bytes) -> Response:
+def parse_head(head: bytes, headers: bool = True) -> Response:
     """Parse a status line and header block (without the blank line). ``CheckError``s
-    carry Go's ``malformed HTTP ...`` texts."""
+    carry Go's ``malformed HTTP ...`` texts. ``headers=False`` reads the status line only
+    (all a check without a body to match needs)."""
     text = head.decode("latin-1")
-    lines = text.split("\n")
+    lines = text.split("\n") if headers else [text[: text.find("\n")] if "\n" in text else text]
     status_line = lines[0].rstrip("\r")
     proto, sep, status = status_line.partition(" ")
     if not sep or not proto.startswith("HTTP/"):
@@ -320,6 +329,14 @@ async def _read_body_prefix(stream: _Stream, response: Response, size: int) -> b
     return bytes(out[:size])
 
 
+def _dial_error(checker: HTTPChecker, ep: Endpoint, url_error: str, reason: str) -> str:
+    """Go's text: PLAIN mode dials through http.Transport ("tcp", wrapped in a url.Error);
+    DSR/TUN dial first with dialTCP ("tcp4"/"tcp6", unwrapped)."""
+    if checker.target.mode == Mode.PLAIN:
+        return f"{url_error}dial tcp {ep.addr}: {reason}"
+    return f"dial tcp{ep.version} {ep.addr}: {reason}"
+
+
 async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) -> Result:
     start = now_ns()
     try:
@@ -327,12 +344,29 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
         plan = build_request(checker, ep)
     except CheckError as error:
         return Result(False, "", now_ns() - start, str(error))
-    msg = f"HTTP {checker.method} to {ep.addr}"
+    msg = plan.message
     url_error = plan.url_error
 
     dial_ep = plan.dial
+    sock: _socket.socket
     try:
-        sock = await dial_tcp_bare(dial_ep, checker.target.mark)
+        if checker.target.mark:
+            sock = await dial_tcp_bare(dial_ep, checker.target.mark)
+        else:
+            # dial_tcp_bare inlined: one coroutine level less on the hot path.
+            sock = _socket.socket(dial_ep.family, _STREAM)
+            try:
+                code = sock.connect_ex(dial_ep.sockaddr)
+                if code == EINPROGRESS:
+                    await writable(sock)
+                    code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
+            except BaseException:
+                sock.close()
+                raise
+            if code:
+                sock.close()
+                text = _dial_error(checker, dial_ep, url_error, f"connect: {errno_text(code)}")
+                return Result(False, msg + "; failed to connect", now_ns() - start, text)
     except CheckError as error:
         text = str(error)
         if checker.target.mode == Mode.PLAIN:  # Go's Transport dials "tcp", not "tcp4"
@@ -340,26 +374,42 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
                 "dial tcp6 ", "dial tcp ", 1
             )
         return Result(False, msg + "; failed to connect", now_ns() - start, text)
+    except OSError as error:  # no socket
+        text = _dial_error(checker, dial_ep, url_error, f"socket: {errno_text(error.errno or 0)}")
+        return Result(False, msg + "; failed to connect", now_ns() - start, text)
     except TimeoutError:
         return Result(False, msg + "; failed to connect", now_ns() - start, url_error + _TIMEOUT)
 
     conn: _socket.socket = sock
     try:
         try:
+            stream = _Stream(conn)
             if checker.secure:
                 if not isinstance(sock, socket.socket):  # ssl wants the full socket class
                     sock = socket.socket(fileno=sock.detach())
                 conn = await tls.handshake(sock, checker.tls_verify, sni or plan.server_name)
-            await send_all(conn, plan.request)
-            if conn is sock:
-                # Plain TCP: the answer is not there yet; waiting first saves a failed recv.
+                stream.sock = conn
+                await send_all(conn, plan.request)
+            else:
+                request = plan.request
+                try:
+                    sent = conn.send(request)
+                except BlockingIOError:
+                    sent = 0
+                if sent < len(request):
+                    await send_all(conn, request[sent:])
+                # The answer is not there yet: waiting first saves a failed recv.
                 await readable(conn)
-            stream = _Stream(conn)
+                data = conn.recv(RECV_SIZE)
+                if data:
+                    stream.buf += data
+                else:
+                    stream.eof = True
             while True:
                 head = await stream.read_head()
                 if not head:
                     raise CheckError("EOF")
-                response = parse_head(head)
+                response = parse_head(head, bool(checker.response))
                 if response.code >= 200 or response.code == 101:
                     break  # 1xx informational responses precede the real one
         except CheckError as error:
