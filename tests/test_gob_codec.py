@@ -443,3 +443,51 @@ def test_pointer_to_zero_gob_encoder_is_sent() -> None:
     t = Struct("P", [Field("T", Ptr(TIME)), Field("U", TIME)])
     (g,) = decode_all(Encoder().encode({"T": GoTime(), "U": GoTime()}, t))
     assert set(g) == {"T"}
+
+
+# Go: type Box struct{I interface{}; N string}; Inner struct{V int}; gob.Register(Box{}),
+# gob.Register(&Inner{}); then Box{Box{Box{[]string{"x"}, "c"}, "b"}, "a"}, Box{I: 7},
+# Box{I: Box{I: &Inner{3}}}, Box{I: Box{I: &Inner{4}}}, map[string][]Inner{"k": {{1}, {2}}},
+# [2]Inner{{5}, {}}. Nested new concrete types put their definitions inside the outer
+# interface's bytes.
+GO_NESTED = bytes.fromhex(
+    "1dff8103010103426f7801ff8200010201014901100001014e010c00000046ff8201086d61696e2e"
+    "426f78ff823301086d61696e2e426f78ff821601085b5d737472696e67ff83020102ff8400010c00"
+    "000bff8404000101780101630001016200010161000cff820103696e740402000e003eff8201086d"
+    "61696e2e426f78ff8226010b2a6d61696e2e496e6e6572ff8503010105496e6e657201ff86000101"
+    "010156010400000007ff8603010600000024ff8201086d61696e2e426f78ff8214010b2a6d61696e"
+    "2e496e6e6572ff860301080000000fff89040102ff8a00010c01ff8800000dff87020102ff880001"
+    "ff8600000dff8a0001016b020102000104000fff8b010102ff8c0001ff860104000008ff8c000201"
+    "0a0000"
+)
+
+
+class BoxValue(dict[str, Any]):
+    pass
+
+
+class InnerValue(dict[str, Any]):
+    pass
+
+
+def test_nested_interfaces_match_go_bytes() -> None:
+    reg = Registry()
+    box = Struct("Box", [Field("I", Interface(reg)), Field("N", String())])
+    inner = Struct("Inner", [Field("V", Int())])
+    reg.register("main.Box", box, BoxValue).register("[]string", Slice(String()), list)
+    reg.register("int", Int(), int).register("*main.Inner", Ptr(inner), InnerValue)
+    values: list[tuple[Any, Any]] = [
+        (BoxValue(I=BoxValue(I=BoxValue(I=["x"], N="c"), N="b"), N="a"), box),
+        ({"I": 7, "N": ""}, box),
+        ({"I": BoxValue(I=InnerValue(V=3), N=""), "N": ""}, box),
+        ({"I": BoxValue(I=InnerValue(V=4), N=""), "N": ""}, box),
+        ({"k": [{"V": 1}, {"V": 2}]}, Map(String(), Slice(inner))),
+        ([{"V": 5}, {"V": 0}], Array(inner, 2)),
+    ]
+    enc = Encoder()
+    assert b"".join(enc.encode(v, t) for v, t in values) == GO_NESTED
+    dec = Decoder()
+    dec.feed(GO_NESTED)
+    for v, t in values:
+        assert dec.next(t) == v
+    assert dec.next() is NEED_DATA

@@ -75,7 +75,7 @@ def make_struct(fields: list[Any]) -> Struct:
 
 def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(
-        children.map(Slice),
+        children.filter(lambda c: c != Uint(8)).map(Slice),
         st.tuples(children, st.integers(0, 3)).map(lambda a: Array(a[0], a[1])),
         st.tuples(KEY_TYPES, children).map(lambda a: Map(a[0], a[1])),
         children.map(Ptr),

@@ -152,6 +152,11 @@ class Slice:
     name: str | None = None
     named: bool = False
 
+    def __post_init__(self) -> None:
+        if isinstance(self.elem, Uint) and self.elem.bits == 8:
+            # Go's []uint8 is []byte, which gob sends as a basic type.
+            raise ValueError("Slice(Uint(8)) is Go's []byte: use Bytes()")
+
     @property
     def go_string(self) -> str:
         return self.name if self.name is not None else f"[]{_spell(self.elem)}"
