@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import json
 import os
@@ -627,3 +628,23 @@ def test_server_bounds_the_requests_it_runs_per_connection(short_tmp: Path) -> N
             await server.close()
 
     run(scenario(), timeout=20)
+
+
+def test_server_replaces_a_stale_socket_but_not_a_live_one(short_tmp: Path) -> None:
+    path = str(short_tmp / "engine.sock")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)  # a socket file left behind by a dead process
+    stale.close()
+
+    async def scenario() -> None:
+        async with python_server(path) as first:
+            with pytest.raises(OSError, match="already listening") as err:
+                await RpcServer().start_unix(path)
+            assert err.value.errno == errno.EADDRINUSE
+            assert first.path == path
+            assert await call(path, ECHO, "first", STR, STR, timeout=2) == "first"
+        assert not os.path.exists(path)  # closing removes its own socket file
+        async with python_server(path):
+            assert await call(path, ECHO, "second", STR, STR, timeout=2) == "second"
+
+    run(scenario(), timeout=10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -47,6 +48,27 @@ def _split(service_method: str) -> tuple[str, str] | None:
     return service, method
 
 
+def _remove_stale_socket(path: str) -> None:
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return  # not ours to remove: bind reports it
+    except FileNotFoundError:
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)  # a live server with a full queue says EAGAIN, not wait
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    except BlockingIOError:
+        pass
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"rpc: a server is already listening on {path}")
+
+
 class RpcServer:
     """Serves registered "Service.Method" handlers to net/rpc clients."""
 
@@ -55,6 +77,7 @@ class RpcServer:
         self._services: set[str] = set()
         self._server: asyncio.Server | None = None
         self._path: str | None = None
+        self._inode = 0
         self._connections: set[_ServerConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -88,15 +111,18 @@ class RpcServer:
         return None if method is None else method.args_type
 
     async def start_unix(self, path: str) -> None:
-        """Listen on a Unix socket at ``path`` (a stale socket file there is replaced)."""
+        """Listen on a Unix socket at ``path``.
+
+        A stale socket file there (nobody listening) is replaced; a live one is not:
+        ``OSError`` (EADDRINUSE), as Go's ``net.Listen`` says.
+        """
         if self._server is not None:
             raise RuntimeError("rpc: server already started")
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.lstat(path).st_mode):
-                os.unlink(path)
+        _remove_stale_socket(path)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(lambda: _ServerConnection(self), path)
         self._path = path
+        self._inode = os.lstat(path).st_ino
 
     @property
     def path(self) -> str | None:
@@ -118,8 +144,10 @@ class RpcServer:
             await server.wait_closed()
         path, self._path = self._path, None
         if path is not None:
+            # Only our own socket file: a successor may already have bound the path.
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+                if os.lstat(path).st_ino == self._inode:
+                    os.unlink(path)
 
     async def __aenter__(self) -> RpcServer:
         return self
