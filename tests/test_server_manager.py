@@ -279,3 +279,15 @@ def test_empty_or_nil_configs_stop_everything():
         time.sleep(0.2)
         assert not queue.ids_after(t0)
         assert manager.stats.checks == manager.stats.runnable == manager.stats.ran_once == 0
+
+
+def test_stopped_checks_hold_no_reference_cycle():
+    """gc.freeze() runs after each config; a removed check must then be freed by reference
+    counting alone, so it must not keep bound methods of itself."""
+    with tcp_listener() as port, running_manager() as (manager, _queue, on_reactor):
+        on_reactor(lambda: manager.apply({1: tcp(1, port, 50), 2: tcp(2, port, 50)}))
+        time.sleep(0.2)
+        check = on_reactor(lambda: manager.checks[1])
+        on_reactor(lambda: manager.apply({2: tcp(2, port, 50)}))
+        for slot in ("_fire_cb", "_done_cb"):
+            assert getattr(getattr(check, slot), "__self__", None) is not check

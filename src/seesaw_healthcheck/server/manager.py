@@ -175,6 +175,10 @@ def percentile(bounds: tuple[float, ...], counts: list[int], q: float) -> float:
     return math.inf
 
 
+def _ignore(*_: object) -> None:
+    pass
+
+
 class ScheduledCheck(Check):
     """A Check with its schedule: one reactor timer, at most one run in flight."""
 
@@ -205,13 +209,15 @@ class ScheduledCheck(Check):
         self.task: TaskHandle | None = None
         self.running = False
         self.start_time = 0.0
-        self._fire_cb = self._fire
-        self._done_cb = self._done
+        self._fire_cb: Callable[[], None] = self._fire
+        self._done_cb: Callable[[Any], None] = self._done
 
     def describe(self) -> str:
         return self.manager.describe(self.checker)
 
     def schedule(self, first_slot: float) -> None:
+        self._fire_cb = self._fire
+        self._done_cb = self._done
         self.next_slot = first_slot
         self.timer = self.manager.reactor.call_at(first_slot, self._fire_cb)
 
@@ -224,6 +230,9 @@ class ScheduledCheck(Check):
             self.task.cancel()
             self.task = None
         self.running = False
+        # Break the check <-> bound-method cycles so refcounting frees a removed check
+        # even after gc.freeze() has moved it out of the collector's reach.
+        self._fire_cb = self._done_cb = _ignore
 
     def _fire(self) -> None:
         manager = self.manager
