@@ -562,6 +562,22 @@ def test_server_survives_garbage_and_disconnects(short_tmp: Path) -> None:
     run(scenario(), timeout=20)
 
 
+def test_server_answers_a_client_that_stopped_sending(short_tmp: Path) -> None:
+    """Requests then EOF (shutdown SHUT_WR): Go's server still replies; so do we."""
+    path = str(short_tmp / "eof.sock")
+    codec = ClientCodec()
+    requests = codec.request(SLOW, 100, INT, INT)[1] + codec.request(ECHO, "bye", STR, STR)[1]
+
+    async def scenario() -> None:
+        async with python_server(path):
+            codec.feed(await _raw_send(path, requests, half_close=True))
+            replies = [codec.next_reply(), codec.next_reply()]
+            # Echo answers first: replies go out as handlers finish, matched by seq.
+            assert [(r.seq, r.body) for r in replies if r] == [(1, "bye"), (0, 100)]
+
+    run(scenario(), timeout=10)
+
+
 def test_server_close_fails_pending_calls(short_tmp: Path) -> None:
     path = str(short_tmp / "closing.sock")
 

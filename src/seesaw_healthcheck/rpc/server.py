@@ -186,6 +186,7 @@ class _ServerConnection(asyncio.Protocol):
         self._in_flight = 0
         self._write_paused = False
         self._read_paused = False
+        self._eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -200,8 +201,16 @@ class _ServerConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
         self._broken = True
-        if self._codec.mid_message:
+        if self._codec.mid_message and not self._eof:
             log.info("rpc: client %s disconnected mid-request", self._peer)
+
+    def eof_received(self) -> bool:
+        # The client is done sending. Like Go's server, still answer what it asked:
+        # keep the connection open for writing until the running requests reply.
+        self._eof = True
+        if self._codec.mid_message:
+            log.info("rpc: client %s stopped sending mid-request", self._peer)
+        return self._in_flight > 0
 
     def abort(self) -> None:
         self._broken = True
@@ -258,8 +267,11 @@ class _ServerConnection(asyncio.Protocol):
 
     def call_done(self) -> None:
         self._in_flight -= 1
-        if not self._broken:
-            self._process()  # requests that waited for a free slot
+        if self._broken:
+            return
+        self._process()  # requests that waited for a free slot
+        if self._eof and self._in_flight == 0 and self._transport is not None:
+            self._transport.close()  # after the buffered replies are written
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -273,8 +285,8 @@ class _ServerConnection(asyncio.Protocol):
         # Stop reading while the client is not reading its replies, or its requests fill
         # every slot.
         transport = self._transport
-        if transport is None or self._broken or transport.is_closing():
-            return
+        if transport is None or self._broken or self._eof or transport.is_closing():
+            return  # (after EOF asyncio reads no more anyway; resuming would re-arm it)
         want_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT
         if want_pause and not self._read_paused:
             transport.pause_reading()
