@@ -8,6 +8,7 @@ import contextlib
 import errno
 import ipaddress
 import json
+import logging
 import os
 import socket
 import time
@@ -537,7 +538,9 @@ async def _raw_send(path: str, data: bytes, *, half_close: bool = False) -> byte
         return received
 
 
-def test_server_survives_garbage_and_disconnects(short_tmp: Path) -> None:
+def test_server_survives_garbage_and_disconnects(
+    short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = str(short_tmp / "robust.sock")
     # A real request cut in half: header complete, args not.
     _, whole = ClientCodec().request(ECHO, "x" * 1000, STR, STR)
@@ -559,7 +562,12 @@ def test_server_survives_garbage_and_disconnects(short_tmp: Path) -> None:
             finally:
                 await steady.close()
 
+    caplog.set_level(logging.INFO, logger="seesaw_healthcheck.rpc")
     run(scenario(), timeout=20)
+    bad = [r for r in caplog.records if "bad request" in r.getMessage()]
+    assert len(bad) == 2 and all(r.levelno == logging.WARNING for r in bad)
+    assert f"pid {os.getpid()}" in bad[0].getMessage()
+    assert "stopped sending mid-request" in caplog.text
 
 
 def test_server_answers_a_client_that_stopped_sending(short_tmp: Path) -> None:
