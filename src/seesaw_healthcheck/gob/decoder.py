@@ -207,7 +207,7 @@ class Decoder:
         self._error: GobError | None = None
         self._depth = 0
         self._compile_depth = 0
-        self._iface_plans: list[dict[tuple[bytes, int], tuple[Op, bool, str | None]]] = []
+        self._iface_plans: list[dict[bytes, tuple[int, Op, bool, str | None, bool]]] = []
         self._value_start = 0  # snapshot position where the current value's frames begin
         self._avail = 0  # snapshot length
 
@@ -755,6 +755,29 @@ class Decoder:
     def _map_op(self, key: Op, elem: Op, tid: int) -> Op:
         may_split = self._may_split(tid)
 
+        if key is read_uint:  # uint keys (Seesaw's Id): read inline
+            def op_map_uint(data: bytes, pos: int) -> tuple[Any, int]:
+                n, pos = read_uint(data, pos)
+                if 2 * n > self._end - pos:
+                    self._check_count(n, 2, pos, may_split)
+                out = {}
+                size = len(data)
+                for _ in range(n):
+                    b = data[pos]
+                    if b < 128:
+                        k = b
+                        pos += 1
+                    else:
+                        e = pos + 257 - b
+                        if b < 248 or e > size:
+                            k, pos = _uint_slow(data, pos)
+                        else:
+                            k = int.from_bytes(data[pos + 1 : e], "big")
+                            pos = e
+                    out[k], pos = elem(data, pos)
+                return out, pos
+            return op_map_uint
+
         def op_map(data: bytes, pos: int) -> tuple[Any, int]:
             n, pos = read_uint(data, pos)
             if 2 * n > self._end - pos:
@@ -773,11 +796,11 @@ class Decoder:
 
     def _interface_op(self, t: Interface | None) -> Op:
         registry = t.registry if t is not None else None
-        # (name bytes, concrete type id) -> (op, is singleton, name to wrap unknown values)
-        plans: dict[tuple[bytes, int], tuple[Op, bool, str | None]] = {}
+        # name bytes -> (concrete type id, op, is singleton, name to wrap unknown values)
+        plans: dict[bytes, tuple[int, Op, bool, str | None, bool]] = {}
         self._iface_plans.append(plans)
 
-        def plan(raw: bytes, cid: int, pos: int) -> tuple[Op, bool, str | None]:
+        def plan(raw: bytes, cid: int, pos: int) -> tuple[int, Op, bool, str | None, bool]:
             name = raw.decode("utf-8", "surrogateescape")
             entry = registry.by_name.get(name) if registry is not None else None
             if entry is None and registry is not None and not registry.lenient:
@@ -791,15 +814,21 @@ class Decoder:
             if isinstance(b, Struct) or (b is None and wt is not None and wt.kind == STRUCT_T):
                 if isinstance(b, Struct):
                     self._check_fields_match(wt, b, pos)
-                return op, False, None if entry is not None else name
-            return op, True, None if entry is not None else name
+                single = False
+            else:
+                single = True
+            wrap = None if entry is not None else name
+            return cid, op, single, wrap, self._may_split(cid)
 
         def op_iface(data: bytes, pos: int) -> tuple[Any, int]:
             start = pos
-            b = data[pos]
-            if b == 0:
+            n = data[pos]
+            if n == 0:
                 return None, pos + 1
-            n, pos = read_uint(data, pos)
+            if n < 128:
+                pos += 1
+            else:
+                n, pos = _uint_slow(data, pos)
             if n > MAX_NAME or pos + n > self._end:
                 raise _Corrupt(f"invalid interface type name length {n}", start)
             raw = data[pos : pos + n]
@@ -818,19 +847,22 @@ class Decoder:
                 pos += 1
             else:
                 _, pos = _uint_slow(data, pos)
-            got = plans.get((raw, cid))
-            if got is None:
-                got = plans[(raw, cid)] = plan(raw, cid, pos)
-            op, single, wrap = got
+            got = plans.get(raw)
+            if got is None or got[0] != cid:
+                got = plans[raw] = plan(raw, cid, pos)
+            _, op, single, wrap, nests = got
             if single:
                 if data[pos] != 0:
                     raise _Corrupt("corrupted data: non-zero delta for singleton", pos)
                 pos += 1
-            self._depth += 1
-            if self._depth > MAX_TYPE_DEPTH:
-                raise _Corrupt(f"interfaces nested more than {MAX_TYPE_DEPTH} deep", pos)
-            v, pos = op(data, pos)
-            self._depth -= 1
+            if nests:  # only values that can hold interfaces can nest without bound
+                self._depth += 1
+                if self._depth > MAX_TYPE_DEPTH:
+                    raise _Corrupt(f"interfaces nested more than {MAX_TYPE_DEPTH} deep", pos)
+                v, pos = op(data, pos)
+                self._depth -= 1
+            else:
+                v, pos = op(data, pos)
             if wrap is not None:
                 return UnknownValue(wrap, v), pos
             return v, pos
