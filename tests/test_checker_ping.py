@@ -3,14 +3,16 @@ shared socket (raw as root; the datagram-socket path in a private network namesp
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import struct
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,10 @@ from seesaw_healthcheck.model import PingChecker, Proto, Target, ip_to_bytes
 from seesaw_healthcheck.reactor import Reactor, sleep
 
 HOSTS = ["127.0.0.1", "::1"]
-# Never answered: class E (IPv4) and the discard-only prefix (IPv6, RFC 6666).
-SILENT = {"127.0.0.1": "240.0.0.1", "::1": "100::1"}
+# Silent targets live only inside network namespaces these tests create, never on the
+# host's network: there a veth whose peer owns no address leaves ARP/ND unanswered.
+SILENT_NET = {"127.0.0.1": ("192.0.2.1/24", "192.0.2.2"), "::1": ("2001:db8::1/64", "2001:db8::2")}
+NETNS_PROCESS_TIMEOUT = 15.0
 
 
 def icmp_unavailable() -> str | None:
@@ -133,26 +137,143 @@ def test_ping_loopback(reactor: Reactor, host: str) -> None:
 
 def test_concurrent_pings_share_one_socket_and_keep_their_replies(reactor: Reactor) -> None:
     """Same target, same ID and Seqnum, 2x40 at once: each gets its own reply; one socket
-    per family; and a check of a silent target with the same ID/Seqnum gets none."""
+    per family. (A silent target with the same ID/Seqnum: see the network-namespace test.)"""
     cs = [ping_checker(h, ident=1, seq=1) for h in HOSTS for _ in range(40)]
-    silent = [ping_checker(SILENT[h], ident=1, seq=1) for h in HOSTS]
-    results = run_all(reactor, cs + silent, 0.5)
-    assert all(r.success for r in results[: len(cs)]), [str(r) for r in results if not r.success]
-    assert not any(r.success for r in results[len(cs) :])
+    results = run_all(reactor, cs, 0.5)
+    assert all(r.success for r in results), [str(r) for r in results if not r.success]
     sockets = ping.open_sockets(reactor)
     assert sorted(s.family for s in sockets) == [socket.AF_INET, socket.AF_INET6]
     assert all(not s.waiters for s in sockets)
 
 
+# --- Silent targets, inside network namespaces this module creates ------------------------
+
+# Runs inside a test namespace: argv[1] is {"timeout": s, "checks": [[host, id, seq], ...]}.
+# All checks run at once through checkers.run on one Reactor; prints one JSON list of
+# results, each with the seconds from the common start to that check's end.
+NETNS_PING_CODE = r"""
+import json, sys, time
+from seesaw_healthcheck import checkers
+from seesaw_healthcheck.checkers import ping
+from seesaw_healthcheck.model import PingChecker, Proto, Target, ip_to_bytes
+from seesaw_healthcheck.reactor import Reactor, sleep
+
+job = json.loads(sys.argv[1])
+timeout_s, specs = job["timeout"], job["checks"]
+done = {}
+with Reactor() as reactor:
+    async def main():
+        start = time.monotonic()
+        for n, (host, ident, seq) in enumerate(specs):
+            proto = Proto.ICMPV6 if ":" in host else Proto.ICMP
+            checker = PingChecker(target=Target(ip=ip_to_bytes(host), proto=proto),
+                                  id=ident, seqnum=seq)
+            def finished(result, n=n):
+                done[n] = (result, time.monotonic() - start)
+            reactor.spawn(checkers.run(checker, timeout_s), on_done=finished)
+        while len(done) < len(specs):
+            await sleep(0.002)
+    reactor.run(main(), timeout=timeout_s + 5)
+    ping.close_sockets(reactor)
+print(json.dumps([
+    {"host": specs[n][0], "success": r.success, "message": r.message,
+     "error": None if r.error is None else str(r.error), "text": str(r), "elapsed_s": t}
+    for n, (r, t) in sorted(done.items())
+]))
+"""
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+    if done.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+
+
+def _netns_exec(ns: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *argv],
+        capture_output=True, text=True, timeout=NETNS_PROCESS_TIMEOUT, env=env,
+    )  # fmt: skip
+
+
+def _netns_ping(ns: str, timeout_s: float, checks: list[tuple[str, int, int]]) -> list[Any]:
+    job = json.dumps({"timeout": timeout_s, "checks": checks})
+    done = _netns_exec(ns, sys.executable, "-c", NETNS_PING_CODE, job)
+    assert done.returncode == 0, f"in {ns}: {done.stderr.strip()}"
+    results = json.loads(done.stdout)
+    assert isinstance(results, list) and len(results) == len(checks), done.stdout
+    return results
+
+
+def _namespace(kind: str, setup: Callable[[str], None]) -> Iterator[str]:
+    """A fresh namespace with lo up, prepared by ``setup``; always deleted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2's ip is not installed")
+    ns = f"ssw-ping-{kind}-{uuid.uuid4().hex[:8]}"
+    try:
+        _ip("netns", "add", ns)
+        _ip("-n", ns, "link", "set", "lo", "up")
+        setup(ns)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
+def _ignore_echoes(ns: str) -> None:
+    for knob in ("net.ipv4.icmp_echo_ignore_all", "net.ipv6.icmp.echo_ignore_all"):
+        done = _netns_exec(ns, "sysctl", "-w", f"{knob}=1")
+        assert done.returncode == 0, f"sysctl {knob} in {ns}: {done.stderr.strip()}"
+
+
+def _add_silent_link(ns: str) -> None:
+    # Both ends stay in the namespace; only silent0 has addresses, so nothing claims the
+    # targets and their packets die waiting for ARP/ND (no dummy module needed).
+    _ip("-n", ns, "link", "add", "silent0", "type", "veth", "peer", "name", "silent1")
+    for local, _ in SILENT_NET.values():
+        _ip("-n", ns, "addr", "add", local, "dev", "silent0", *(["nodad"] if ":" in local else []))
+    for link in ("silent0", "silent1"):
+        _ip("-n", ns, "link", "set", link, "up")
+
+
+@pytest.fixture(scope="module")
+def deaf_netns() -> Iterator[str]:
+    """Loopback up, but the kernel answers no echo request, IPv4 or IPv6."""
+    yield from _namespace("deaf", _ignore_echoes)
+
+
+@pytest.fixture(scope="module")
+def silent_link_netns() -> Iterator[str]:
+    """Loopback answers; SILENT_NET's targets are on a link where nobody answers."""
+    yield from _namespace("link", _add_silent_link)
+
+
 @pytest.mark.parametrize("host", HOSTS)
-def test_silent_target_fails_within_timeout(reactor: Reactor, host: str) -> None:
-    started = time.monotonic()
-    result = reactor.run(checkers.run(ping_checker(SILENT[host]), 0.3))
-    elapsed = time.monotonic() - started
-    assert not result.success
-    assert elapsed < 0.8
-    # No route at all fails at once; otherwise the read times out.
-    assert "i/o timeout" in str(result.error) or "unreachable" in str(result.error)
+def test_unanswered_echo_fails_by_timeout(deaf_netns: str, host: str) -> None:
+    """The request goes out on loopback and no reply ever comes: a real read timeout."""
+    timeout_s = 0.3
+    (result,) = _netns_ping(deaf_netns, timeout_s, [(host, 0x1234, 7)])
+    assert not result["success"], result
+    assert result["message"] == f"ICMP ping to host {host}", result
+    local = "::" if ":" in host else "0.0.0.0"
+    assert result["error"] == f"read ip{6 if ':' in host else 4} {local}: i/o timeout", result
+    assert timeout_s <= result["elapsed_s"] < timeout_s + 0.1, result
+
+
+def test_silent_target_with_the_same_id_and_seq_gets_no_reply(silent_link_netns: str) -> None:
+    """Loopback checks and checks of silent targets, all with the same ID and Seqnum, at
+    once: the loopback replies go to their own checks only; the silent ones time out."""
+    timeout_s = 0.3
+    checks = [(h, 1, 1) for h in HOSTS for _ in range(5)]
+    checks += [(SILENT_NET[h][1], 1, 1) for h in HOSTS]
+    results = _netns_ping(silent_link_netns, timeout_s, checks)
+    answered, silent = results[: 2 * 5], results[2 * 5 :]
+    assert all(r["success"] for r in answered), [r["text"] for r in answered]
+    assert not any(r["success"] for r in silent), silent
+    assert all("i/o timeout" in str(r["error"]) for r in silent), silent
+    assert all(r["elapsed_s"] < timeout_s + 0.1 for r in silent), silent
 
 
 def test_mark_gets_its_own_socket(reactor: Reactor) -> None:
