@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .types import (
     BOOL_ID,
@@ -446,49 +446,103 @@ def _skip_mode(t: GobType) -> int:
 
 
 def _compile_struct(t: Struct) -> Emit:
-    plan: list[tuple[int, str, int, Emit, Callable[[Any], bool]]] = []
-    built: list[bool] = []
-    by_dict = t.cls is None
-
-    def build() -> None:
-        for i, f in enumerate(t.fields):
-            b = base_of(f.type)
-            is_zero = b.is_zero if isinstance(b, GobEncoded) else bool
-            plan.append((i, f.name if by_dict else f.key, _skip_mode(f.type), _lazy(b), is_zero))
-        built.append(True)
+    """A stub that generates the struct's emitter on first use (``t.fields`` may refer to
+    types defined later, for recursive structs)."""
+    cell: list[Emit] = []
 
     def emit_struct(enc: Encoder, buf: bytearray, v: Any) -> None:
-        if not built:
-            build()
-        last = -1
-        if by_dict:
-            if not isinstance(v, dict):
-                raise GobError(f"{t.name}: expected a dict, got {v.__class__.__name__}")
-            get = v.get
-            for i, key, mode, emit, is_zero in plan:
-                x = get(key)
-                if x is None:
-                    continue
-                if mode == _SKIP_FALSY:
-                    if not x:
-                        continue
-                elif mode == _SKIP_CUSTOM and is_zero(x):
-                    continue
-                put_uint(buf, i - last)
-                last = i
-                emit(enc, buf, x)
-        else:
-            for i, key, mode, emit, is_zero in plan:
-                x = getattr(v, key)
-                if x is None:
-                    continue
-                if mode == _SKIP_FALSY:
-                    if not x:
-                        continue
-                elif mode == _SKIP_CUSTOM and is_zero(x):
-                    continue
-                put_uint(buf, i - last)
-                last = i
-                emit(enc, buf, x)
-        buf.append(0)
+        if not cell:
+            cell.append(_generate_struct(t))
+        cell[0](enc, buf, v)
     return emit_struct
+
+
+# Struct emitters are generated as Python source: one straight-line block per field
+# (fetch, zero test, delta, value), with ints and strings written inline. The source
+# holds generated names only; field names and attributes are passed in as constants.
+_CODE_CACHE: dict[str, Any] = {}
+
+
+def _inline_emit(b: GobType, i: int, ns: dict[str, Any], pad: str) -> list[str]:
+    if isinstance(b, Uint):
+        ns[f"HI{i}"] = (1 << b.bits) - 1
+        return [
+            f"{pad}if x.__class__ is not int and not isinstance(x, int) or not 0 <= x <= HI{i}:",
+            f"{pad}    RANGE(x, {i})",
+            f"{pad}if x < 128:",
+            f"{pad}    buf.append(x)",
+            f"{pad}else:",
+            f"{pad}    put_uint(buf, x)",
+        ]
+    if isinstance(b, Int):
+        ns[f"LO{i}"], ns[f"HI{i}"] = -(1 << (b.bits - 1)), (1 << (b.bits - 1)) - 1
+        return [
+            f"{pad}if x.__class__ is not int and not isinstance(x, int) "
+            f"or not LO{i} <= x <= HI{i}:",
+            f"{pad}    RANGE(x, {i})",
+            f"{pad}x = (x << 1) if x >= 0 else (((~x) << 1) | 1)",
+            f"{pad}if x < 128:",
+            f"{pad}    buf.append(x)",
+            f"{pad}else:",
+            f"{pad}    put_uint(buf, x)",
+        ]
+    if isinstance(b, String):
+        return [
+            f"{pad}x = x.encode('utf-8', 'surrogateescape')",
+            f"{pad}n = len(x)",
+            f"{pad}if n < 128:",
+            f"{pad}    buf.append(n)",
+            f"{pad}else:",
+            f"{pad}    put_uint(buf, n)",
+            f"{pad}buf += x",
+        ]
+    return [f"{pad}EMIT{i}(enc, buf, x)"]
+
+
+def _generate_struct(t: Struct) -> Emit:
+    by_dict = t.cls is None
+    ns: dict[str, Any] = {"put_uint": put_uint, "GobError": GobError, "NAME": t.name}
+    fields = t.fields
+
+    def out_of_range(x: Any, i: int) -> None:
+        f = fields[i]
+        raise GobError(f"{t.name}.{f.name}: value {x!r:.80} out of range for "
+                       f"{base_of(f.type).go_name}")
+
+    ns["RANGE"] = out_of_range
+    lines = ["def emit(enc, buf, v):"]
+    if by_dict:
+        lines += [
+            "    if not isinstance(v, dict):",
+            "        raise GobError(NAME + ': expected a dict, got ' + v.__class__.__name__)",
+            "    get = v.get",
+        ]
+    lines.append("    last = -1")
+    for i, f in enumerate(fields):
+        b = base_of(f.type)
+        ns[f"K{i}"] = f.name if by_dict else f.key
+        ns[f"EMIT{i}"] = _lazy(b)
+        lines.append(f"    x = get(K{i})" if by_dict else f"    x = getattr(v, K{i})")
+        mode = _skip_mode(f.type)
+        if mode == _SKIP_FALSY:
+            lines.append("    if x:")
+        elif mode == _SKIP_NONE:
+            lines.append("    if x is not None:")
+        else:
+            ns[f"ISZERO{i}"] = b.is_zero if isinstance(b, GobEncoded) else bool
+            lines.append(f"    if x is not None and not ISZERO{i}(x):")
+        if i < 127:
+            lines.append(f"        buf.append({i} - last)")
+        else:
+            lines.append(f"        put_uint(buf, {i} - last)")
+        lines.append(f"        last = {i}")
+        lines += _inline_emit(b, i, ns, "        ")
+    lines.append("    buf.append(0)")
+    src = "\n".join(lines)
+    code = _CODE_CACHE.get(src)
+    if code is None:
+        if len(_CODE_CACHE) >= 1024:
+            _CODE_CACHE.clear()
+        code = _CODE_CACHE[src] = compile(src, "<gob struct encoder>", "exec")
+    exec(code, ns)
+    return cast(Emit, ns["emit"])
