@@ -491,3 +491,22 @@ def test_nested_interfaces_match_go_bytes() -> None:
     for v, t in values:
         assert dec.next(t) == v
     assert dec.next() is NEED_DATA
+
+
+@dataclass
+class Reordered:
+    b: str = ""
+    a: int = 0
+
+
+@dataclass(kw_only=True)
+class KwOnly:
+    a: int = 0
+    b: str = ""
+
+
+@pytest.mark.parametrize("cls", [Reordered, KwOnly])
+def test_dataclass_field_order_does_not_matter(cls: type) -> None:
+    t = Struct("AB", [Field("A", Int(), "a"), Field("B", String(), "b")], cls)
+    v = cls(a=3, b="x")
+    assert decode_all(Encoder().encode(v, t), t) == [v]

@@ -9,6 +9,7 @@ value once all of its messages are in, and otherwise rolls back and asks for mor
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import struct
 from collections.abc import Callable
@@ -942,7 +943,11 @@ class Decoder:
         else:
             ns["MAKE"] = make
             keys = [f.key for f in t.fields]
-            if all(k.isidentifier() and not keyword.iskeyword(k) for k in keys):
+            order = _positional_order(make, keys)
+            if order is not None:  # a dataclass taking exactly these fields: positional
+                slot_by_key = {k: j for j, k in enumerate(keys)}
+                result = "MAKE(" + ", ".join(f"s{slot_by_key[k]}" for k in order) + ")"
+            elif all(k.isidentifier() and not keyword.iskeyword(k) for k in keys):
                 result = "MAKE(" + ", ".join(f"{k}=s{j}" for j, k in enumerate(keys)) + ")"
             else:
                 ns.update({f"K{j}": k for j, k in enumerate(keys)})
@@ -974,6 +979,17 @@ class Decoder:
             code = _CODE_CACHE[src] = compile(src, "<gob struct decoder>", "exec")
         exec(code, ns)
         return cast(Op, ns["op_struct"])
+
+
+def _positional_order(cls: Any, keys: list[str]) -> list[str] | None:
+    """The dataclass's __init__ parameter order, if it takes exactly ``keys``."""
+    if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
+        return None
+    init_fields = [f for f in dataclasses.fields(cls) if f.init]
+    params = [f.name for f in init_fields]
+    if sorted(params) != sorted(keys) or any(f.kw_only for f in init_fields):
+        return None
+    return params
 
 
 _MISSING = object()
