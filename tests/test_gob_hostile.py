@@ -303,3 +303,21 @@ def test_nil_pointer_and_bad_values_do_not_leak_other_exceptions() -> None:
     for bad in ({"V": "x"}, {"V": 1, "Next": 5}, [1], "s", {"V": 2**70}):
         with pytest.raises(GobError):
             Encoder().encode(bad, node)
+
+
+def test_huge_struct_definition_decodes_in_bounded_time() -> None:
+    fields = [(f"F{k}", 2) for k in range(20000)]
+    w = WireType(STRUCT_T, "Wide", 65, fields=fields)
+    value = b"\x01\x02" * 3 + b"\x00"  # F0..F2 = 1
+    start = time.monotonic()
+    (v,) = decode_bytes(typedef(w) + msg(i(65), value))
+    assert v == {"F0": 1, "F1": 1, "F2": 1}
+    narrow = Struct("Wide", [Field("F1", Int()), Field("F19999", Int())])
+    assert decode_bytes(typedef(w) + msg(i(65), value), narrow) == [{"F1": 1, "F19999": 0}]
+    assert time.monotonic() - start < 5
+
+
+def test_wide_schema_struct_round_trips() -> None:
+    wide = Struct("W", [Field(f"F{k}", Int()) for k in range(200)])
+    v = {f"F{k}": k for k in range(200)}
+    assert decode_bytes(Encoder().encode(v, wide), wide) == [v]

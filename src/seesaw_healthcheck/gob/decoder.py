@@ -60,6 +60,8 @@ Op = Callable[[bytes, int], tuple[Any, int]]
 
 DEFAULT_MAX_MESSAGE = 64 << 20
 MAX_TYPE_DEPTH = 100  # nesting of type definitions / recursive values we follow
+MAX_GENERATED_FIELDS = 64  # larger structs decode through a table, not generated code
+MAX_TYPES = 100_000  # type definitions one stream may make
 MAX_NAME = 1024  # Go's limit on an interface's concrete type name
 FIRST_DEFINABLE_ID = 64  # Go refuses definitions below firstUserId
 
@@ -385,6 +387,8 @@ class Decoder:
     def _recv_type(self, tid: int, data: bytes, pos: int) -> int:
         if tid < FIRST_DEFINABLE_ID or tid in self._wire:
             raise _Corrupt(f"duplicate or reserved type id {tid} defined", pos)
+        if len(self._wire) >= MAX_TYPES:
+            raise _Corrupt(f"more than {MAX_TYPES} type definitions in one stream", pos)
         wt, pos = self._parse_wire_type(tid, data, pos)
         self._wire[tid] = wt
         self._added.append(tid)
@@ -884,6 +888,56 @@ class Decoder:
             if pos < self._end:
                 _, pos = read_uint(data, pos)  # count of the value that follows
 
+    def _struct_op_plain(self, wt: WireType, t: Struct | None, pos: int) -> Op:
+        """A table-driven struct decoder (for structs too large to generate code for)."""
+        nwire = len(wt.fields)
+        plan: list[tuple[Op, str | None]] = []
+        zeros: dict[str, Any] = {}
+        mutables: list[tuple[str, Callable[[], Any]]] = []
+        make = t.cls if t is not None else None
+        sname = wt.name
+        if t is not None:
+            by_name = {f.name: f for f in t.fields}
+            for fname, fid in wt.fields:
+                f = by_name.get(fname)
+                if f is None or not fname[:1].isupper():
+                    plan.append((self._op(fid, None, pos), None))
+                else:
+                    plan.append((self._op(fid, f.type, pos), f.key if make else f.name))
+            for f in t.fields:
+                mut, z = _zero_factory(f.type)
+                k = f.key if make else f.name
+                if mut:
+                    mutables.append((k, z))
+                else:
+                    zeros[k] = z
+        else:
+            for fname, fid in wt.fields:
+                if not fname:
+                    raise _Corrupt(f"empty name for remote field of type {sname}", pos)
+                plan.append((self._op(fid, None, pos), fname))
+
+        def op_struct(data: bytes, pos: int) -> tuple[Any, int]:
+            kw = zeros.copy()
+            fieldnum = -1
+            while True:
+                d, pos = read_uint(data, pos)
+                if d == 0:
+                    break
+                fieldnum += d
+                if fieldnum >= nwire:
+                    raise _Corrupt(f"field number {fieldnum} out of range for struct {sname}",
+                                   pos)
+                op, k = plan[fieldnum]
+                v, pos = op(data, pos)
+                if k is not None:
+                    kw[k] = v
+            for k, z in mutables:
+                if k not in kw:
+                    kw[k] = z()
+            return (make(**kw) if make is not None else kw), pos
+        return op_struct
+
     def _struct_op(self, wt: WireType, t: Struct | None, pos: int) -> Op:
         """A struct decoder generated as Python source for this (wire type, schema) pair.
 
@@ -892,6 +946,10 @@ class Decoder:
         names appear in the source: every name from the stream or the schema is passed
         in as a constant.
         """
+        if len(wt.fields) > MAX_GENERATED_FIELDS or (
+            t is not None and len(t.fields) > MAX_GENERATED_FIELDS
+        ):
+            return self._struct_op_plain(wt, t, pos)  # bounded compile cost for huge structs
         ns: dict[str, Any] = {
             "_uint_slow": _uint_slow, "_Corrupt": _Corrupt, "dec": self, "_MISSING": _MISSING,
         }
