@@ -211,6 +211,7 @@ class Decoder:
         self._depth = 0
         self._compile_depth = 0
         self._iface_plans: list[dict[bytes, tuple[int, Op, bool, str | None, bool]]] = []
+        self._split_memo: dict[int, bool] = {}
         self._value_start = 0  # snapshot position where the current value's frames begin
         self._avail = 0  # snapshot length
 
@@ -300,12 +301,16 @@ class Decoder:
                 if pos > self._end:
                     raise _Corrupt("value overruns its message", self._end)
             except _Incomplete as inc:
-                for i in self._added:
-                    self._wire.pop(i, None)
-                    self._drop_ops(i)
                 if self._added:
+                    dropped = set(self._added)
+                    for tid in dropped:
+                        del self._wire[tid]
+                    # Compiled plans may refer to the dropped definitions: forget them all
+                    # (the same bytes will define the same types again).
+                    self._ops = {k: op for k, op in self._ops.items() if k[0] not in dropped}
                     for plans in self._iface_plans:
                         plans.clear()
+                    self._split_memo.clear()
                 self._need = inc.need - base
                 if self._need > self.max_message:
                     raise GobError(
@@ -475,10 +480,6 @@ class Decoder:
         if n > self._end - pos:
             raise _Corrupt(f"string length {n} exceeds the message", pos)
         return data[pos : pos + n].decode("utf-8", "surrogateescape"), pos + n
-
-    def _drop_ops(self, tid: int) -> None:
-        for k in [k for k in self._ops if k[0] == tid]:
-            del self._ops[k]
 
     # -- values --
 
@@ -708,13 +709,17 @@ class Decoder:
     def _may_split(self, tid: int) -> bool:
         """Whether a value of wire type ``tid`` can hold an interface, and so continue
         in later messages (Go flushes new type definitions mid-value)."""
+        memo = self._split_memo.get(tid)
+        if memo is not None:
+            return memo
         seen: set[int] = set()
         todo = [tid]
         while todo:
             t = todo.pop()
-            if t == INTERFACE_ID:
+            if t == INTERFACE_ID or self._split_memo.get(t):
+                self._split_memo[tid] = True
                 return True
-            if t in seen:
+            if t in seen or self._split_memo.get(t) is False:
                 continue
             seen.add(t)
             wt = self._wire.get(t)
@@ -722,6 +727,8 @@ class Decoder:
                 continue
             todo.extend(fid for _, fid in wt.fields)
             todo.extend((wt.elem, wt.key))
+        for t in seen:  # nothing reachable from here can hold an interface
+            self._split_memo[t] = False
         return False
 
     def _check_count(self, n: int, per_item: int, pos: int, may_split: bool) -> None:
