@@ -42,7 +42,6 @@ from .types import (
     Struct,
     Uint,
     UnknownValue,
-    _NeedData,
 )
 from .wire import (
     ARRAY_T,
@@ -297,7 +296,7 @@ class Decoder:
                     self._off = self._snap_base + self._end
                     self._compact()
                     continue
-                value, pos = self._decode_value(tid, type, data, pos, top=True)
+                value, pos = self._decode_value(tid, type, data, pos)
                 if pos > self._end:
                     raise _Corrupt("value overruns its message", self._end)
             except _Incomplete as inc:
@@ -492,7 +491,7 @@ class Decoder:
         return f"{KIND_NAMES[wt.kind]} {wt.name or '(unnamed)'} (id {tid})"
 
     def _decode_value(
-        self, tid: int, t: GobType | None, data: bytes, pos: int, top: bool = False
+        self, tid: int, t: GobType | None, data: bytes, pos: int
     ) -> tuple[Any, int]:
         """A value as sent at top level or inside an interface: a struct, or a singleton."""
         b = _base(t) if t is not None else None
@@ -1117,5 +1116,3 @@ def _base(t: GobType) -> GobType:
         t = t.elem
     return t
 
-
-_ = _NeedData
