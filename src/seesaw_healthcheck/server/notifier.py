@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from itertools import islice
 
 from seesaw_healthcheck.model import Context, HealthState, Notification, Status
 from seesaw_healthcheck.server.config import ENGINE_TIMEOUT_S, ServerConfig
@@ -83,9 +84,10 @@ class CoalescingQueue:
                 batch = [Notification(id=i, status=s) for i, s in pending.items()]
                 pending.clear()
                 return batch
-            batch = []
-            for check_id in list(pending)[:limit]:
-                batch.append(Notification(id=check_id, status=pending.pop(check_id)))
+            # islice, not list(pending)[:limit]: with 50,000 pending a full copy per
+            # batch made draining quadratic.
+            ids = list(islice(pending, limit))
+            batch = [Notification(id=check_id, status=pending.pop(check_id)) for check_id in ids]
             # The rest keep their (older) first_put: they are already due.
             return batch
 
