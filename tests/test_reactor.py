@@ -267,3 +267,22 @@ def test_many_concurrent_tasks_with_deadlines(reactor: Reactor) -> None:
     reactor.run_forever()
     assert sorted(x for x in finished if isinstance(x, int)) == list(range(500))
     assert sum(isinstance(x, TimeoutError) for x in finished) == 100
+
+
+def test_two_tasks_waiting_on_one_fd_is_an_error(reactor: Reactor) -> None:
+    a, b = socket.socketpair()
+    outcomes: list[object] = []
+
+    async def wait_on_a() -> str:
+        await readable(a)
+        return "woke"
+
+    reactor.spawn(wait_on_a(), on_done=outcomes.append)
+    reactor.spawn(wait_on_a(), on_done=outcomes.append)
+    assert isinstance(outcomes[0], RuntimeError)  # the second one, at once
+    b.send(b"x")
+    reactor.call_later(0.05, reactor.stop)
+    reactor.run_forever()
+    assert outcomes[1] == "woke"
+    a.close()
+    b.close()

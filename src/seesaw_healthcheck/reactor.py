@@ -350,7 +350,9 @@ class Reactor:
                 continue
             if cls is tuple:
                 fd, events = req
-                self._waiters[fd] = task
+                if self._waiters.setdefault(fd, task) is not task:
+                    exc = RuntimeError(f"fd {fd} is already awaited by another task")
+                    continue
                 task.wait = fd
                 try:
                     self._arm(fd, events, task)
