@@ -209,7 +209,17 @@ def limit_deadline(seconds: float) -> None:
     Cheaper than ``await within(...)`` (no trip through the reactor); a no-op outside a task.
     """
     task = _current
-    if task is not None:
+    if task is None:
+        return
+    when = _monotonic() + seconds
+    deadline = task.deadline
+    if deadline is not None and when >= deadline:
+        return
+    bucket = task.reactor._deadlines.get(seconds)
+    if bucket is not None and seconds > 0:  # the common case, inlined
+        task.deadline = when
+        bucket.append((when, task))
+    else:
         task.reactor._tighten(task, seconds)
 
 
