@@ -69,7 +69,7 @@ SEESAW_TCP_TESTS = [
 def test_seesaw_tcp_table(host: str) -> None:
     with TCPResponder(host) as echo:
         for send, receive, expected in SEESAW_TCP_TESTS:
-            result = run_check(tcp_checker(host, echo.port, send=send, receive=receive), 0.5)
+            result = run_check(tcp_checker(host, echo.port, send=send, receive=receive), 0.25)
             assert result.success is expected, (send, receive, str(result))
             addr = f"{host}:{echo.port}" if ":" not in host else f"[{host}]:{echo.port}"
             assert result.message.startswith(f"TCP connect to {addr}")

@@ -286,3 +286,25 @@ def test_two_tasks_waiting_on_one_fd_is_an_error(reactor: Reactor) -> None:
     assert outcomes[1] == "woke"
     a.close()
     b.close()
+
+
+def test_close_runs_finally_of_unfinished_tasks() -> None:
+    reactor = Reactor()
+    a, b = socket.socketpair()
+    closed: list[str] = []
+
+    async def waiter(name: str, deadline: bool) -> None:
+        try:
+            if deadline:
+                await sleep(10)
+            else:
+                await readable(a)
+        finally:
+            closed.append(name)
+
+    reactor.spawn(waiter("io", False))
+    reactor.spawn(waiter("sleep", True), deadline=reactor.time() + 10)
+    reactor.close()
+    assert sorted(closed) == ["io", "sleep"]
+    a.close()
+    b.close()

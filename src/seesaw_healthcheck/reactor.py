@@ -584,6 +584,18 @@ class Reactor:
         if self._running:
             raise RuntimeError("cannot close a running reactor")
         self._closed = True
+        # Close unfinished tasks now, so their finally blocks close their sockets.
+        pending = {id(task): task for task in self._waiters.values()}
+        for bucket in self._deadlines.values():
+            pending.update((id(task), task) for _, task in bucket)
+        pending.update((id(item), item) for _, _, item in self._heap if isinstance(item, Task))
+        pending.update((id(task), task) for task, _ in self._ready)
+        for task in pending.values():
+            task.cancel()
+        self._waiters.clear()
+        self._deadlines.clear()
+        self._heap.clear()
+        self._ready.clear()
         self._epoll.close()
         os.close(self._wake_fd)
 
