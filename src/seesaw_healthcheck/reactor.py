@@ -167,7 +167,7 @@ class Task:
         self.on_done = on_done
         self.done = False
         self.timed_out = False
-        self.result: Any = None
+        self.result: Any = None  # the outcome, kept only when there is no on_done
         # What the task is suspended on: an fd (int), a Timer, a Future, or None.
         self.wait: object = None
 
@@ -456,14 +456,17 @@ class Reactor:
 
     def _finish(self, task: Task, outcome: Any) -> None:
         task.done = True
-        task.result = outcome
         task.wait = None
         if task.on_done is not None:
+            # The outcome goes to on_done only: a finished task can stay referenced (by its
+            # pending deadline entry) for a while, and should not keep its Result alive.
             try:
                 task.on_done(outcome)
             except Exception:
                 log.exception("on_done callback failed")
-        elif isinstance(outcome, BaseException):
+            return
+        task.result = outcome
+        if isinstance(outcome, BaseException):
             log.error("reactor task failed", exc_info=outcome)
 
     # --- the loop --------------------------------------------------------------------
@@ -564,7 +567,8 @@ class Reactor:
         With ``timeout``, ``TimeoutError`` is thrown into it after that many seconds.
         """
         deadline = None if timeout is None else _monotonic() + timeout
-        task = self.spawn(coro, deadline=deadline, on_done=_ignore)
+        outcome: list[Any] = []
+        task = self.spawn(coro, deadline=deadline, on_done=outcome.append)
         if not task.done:
             try:
                 self._run_until(task)
@@ -574,9 +578,9 @@ class Reactor:
         if not task.done:  # stopped from elsewhere before the task finished
             task.cancel()
             raise RuntimeError("reactor stopped before the task finished")
-        if isinstance(task.result, BaseException):
-            raise task.result
-        return task.result  # type: ignore[no-any-return]
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._closed:
@@ -604,7 +608,3 @@ class Reactor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _ignore(_: object) -> None:
-    pass
