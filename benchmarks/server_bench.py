@@ -74,44 +74,58 @@ def read_stats(path: Path) -> dict[str, Any] | None:
 
 
 def floor_binary() -> Path | None:
-    for candidate in (REPO / "build" / "floor" / "floor", REPO / "build" / "floor" / "checkfloor"):
-        if candidate.exists() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    """The C floor (benchmarks/floor/floor.c), built with gcc if needed; None without one."""
+    try:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from checkers_bench import build_floor
+
+        return build_floor()
+    except (ImportError, OSError, subprocess.CalledProcessError) as err:
+        print(f"note: C floor unavailable: {err}")
+        return None
 
 
 class Target:
-    """A TCP accept-and-close target in its own process."""
+    """A TCP accept-and-close target in its own process: the C floor's serve mode, or a
+    Python accept loop without a C compiler."""
 
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([PY, "-c", ACCEPT_LOOP], stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
-        self.kind = "python accept loop"
+    def __init__(self, floor: Path | None) -> None:
+        if floor is not None:
+            self.proc = subprocess.Popen(
+                [str(floor), "serve", "tcp", "127.0.0.1", "0"], stdout=subprocess.PIPE, text=True
+            )
+            assert self.proc.stdout is not None
+            self.port = int(self.proc.stdout.readline().strip().partition("=")[2])
+            self.kind = "C floor serve tcp"
+        else:
+            self.proc = subprocess.Popen([PY, "-c", ACCEPT_LOOP], stdout=subprocess.PIPE, text=True)
+            assert self.proc.stdout is not None
+            self.port = int(self.proc.stdout.readline())
+            self.kind = "python accept loop"
 
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait(5)
 
 
-def floor_tcp_us(target_port: int) -> float | None:
-    """The C floor's CPU-µs per TCP check against the same target, if it is built."""
-    binary = floor_binary()
-    if binary is None:
+FLOOR_CHECKS = 30_000
+FLOOR_IN_FLIGHT = 10
+
+
+def floor_tcp_us(floor: Path | None, target_port: int) -> float | None:
+    """The C floor's CPU-µs per TCP check against the same target (median of 3 runs)."""
+    if floor is None:
         return None
-    proc = subprocess.run(
-        [str(binary), "tcp", "127.0.0.1", str(target_port), "20000", "100"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    for token in proc.stdout.replace("=", " ").split():
-        try:
-            return float(token)
-        except ValueError:
-            continue
-    return None
+    runs = []
+    for _ in range(3):
+        out = subprocess.run(
+            [str(floor), "check", "tcp", "127.0.0.1", str(target_port),
+             str(FLOOR_CHECKS), str(FLOOR_IN_FLIGHT)],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+        fields = dict(part.split("=") for part in out.split())
+        runs.append(float(fields["cpu_us_per_check"]))
+    return statistics.median(runs)
 
 
 def run_case(
@@ -213,7 +227,8 @@ def main() -> int:
         return 0
     gopeer.build()
     tmp = Path(tempfile.mkdtemp(prefix="ssw-bench-", dir="/tmp"))
-    target = Target()
+    floor = floor_binary()
+    target = Target(floor)
     results = []
     try:
         cases = [("10k", 10_000, "1s"), ("50k", 50_000, "5s")]
@@ -221,7 +236,7 @@ def main() -> int:
             if args.only in (None, name):
                 print(f"running {name}: {n} TCP checks every {interval} ...", flush=True)
                 results.append(run_case(name, n, interval, args.window, target, tmp))
-        floor_us = floor_tcp_us(target.port)
+        floor_us = floor_tcp_us(floor, target.port)
     finally:
         target.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -241,7 +256,8 @@ def main() -> int:
     if floor_us is not None:
         for r in results:
             print(
-                f"C floor TCP check: {floor_us:.1f} CPU-us; {r['case']} server/floor ratio "
+                f"C floor TCP check ({FLOOR_IN_FLIGHT} in flight): {floor_us:.1f} CPU-us; "
+                f"{r['case']} server/floor ratio "
                 f"{r['cpu_us_per_check'] / floor_us:.2f}"
             )
     else:

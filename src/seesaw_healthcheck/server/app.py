@@ -85,11 +85,11 @@ class Server:
         self.reactor.call_soon_threadsafe(lambda: self._apply(configs))
 
     def _apply(self, configs: Mapping[int, Config | None] | None) -> None:
-        """On the reactor thread: apply, then take the long-lived objects out of the
-        collector's view (they would otherwise be traversed by every full collection)."""
-        self.manager.apply(configs)
-        gc.collect()
-        gc.freeze()
+        """On the reactor thread: apply; when checks were added, take the long-lived
+        objects out of the collector's view (else every full collection traverses them).
+        No gc.collect() first: with 50,000 checks it stalls the reactor for ~100 ms."""
+        if self.manager.apply(configs):
+            gc.freeze()
 
     def _run_reactor(self) -> None:
         try:

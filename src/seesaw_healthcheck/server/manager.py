@@ -333,8 +333,11 @@ class Manager:
 
     # -- configs ----------------------------------------------------------------------
 
-    def apply(self, configs: Mapping[int, Config | None] | None) -> None:
-        """Make the running checks match ``configs`` (None or empty: stop them all)."""
+    def apply(self, configs: Mapping[int, Config | None] | None) -> int:
+        """Make the running checks match ``configs`` (None or empty: stop them all).
+
+        Returns how many checks were added.
+        """
         configs = configs or {}
         checks = self.checks
         stats = self.stats
@@ -375,6 +378,7 @@ class Manager:
             log.info("Starting healthchecker for %d (%s)", check.id, check.describe())
         if stats.runnable and stats.ran_once < stats.runnable:
             stats.all_ran_at = 0.0
+        return len(added)
 
     def _configure(self, check: ScheduledCheck, config: Config) -> bool:
         """Take ``config``; True when it can run (the caller schedules it)."""
