@@ -1,7 +1,7 @@
 """``seesaw-healthcheck``: the health-check server, with Seesaw's flags and defaults.
 
-Extra (hidden from nothing, but not in Seesaw): ``-stats_file PATH`` rewrites PATH every
-second with the server's counters as JSON (see ``seesaw_healthcheck.server.app``).
+One flag Seesaw does not have: ``-stats_file PATH`` rewrites PATH every second with the
+server's counters as JSON (see ``seesaw_healthcheck.server.app``; the benchmark reads it).
 """
 
 from __future__ import annotations

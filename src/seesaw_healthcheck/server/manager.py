@@ -213,6 +213,8 @@ class ScheduledCheck(Check):
         self._done_cb: Callable[[Any], None] = self._done
 
     def describe(self) -> str:
+        if self.checker is None:
+            return f"not running: {self.problem}"
         return self.manager.describe(self.checker)
 
     def schedule(self, first_slot: float) -> None:
