@@ -277,3 +277,13 @@ def test_describe_matches_go() -> None:
     checker.target.mode = Mode.TUN
     checker.target.host = ip_to_bytes("::2")
     assert checkers.describe(checker) == "HTTP GET / [code 0] [::1]:8080 TUN (via ::2 mark 0)"
+
+
+def test_silent_peer_during_tls_handshake_times_out() -> None:
+    with TCPResponder("::1", silent=True) as peer:
+        start = time.monotonic()
+        result = run_check(http_checker("::1", peer.port, secure=True, tls_verify=False), 0.2)
+        took = time.monotonic() - start
+    assert not result.success
+    assert "Client.Timeout exceeded" in str(result)
+    assert 0.15 <= took < 1.0

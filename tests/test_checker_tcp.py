@@ -266,3 +266,14 @@ def test_unknown_checker_type_is_a_failure_not_an_exception() -> None:
     result = run_check(object())
     assert not result.success
     assert "unsupported checker type" in str(result)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_silent_peer_during_tls_handshake_times_out(host: str) -> None:
+    with TCPResponder(host, silent=True) as peer:
+        start = time.monotonic()
+        result = run_check(tcp_checker(host, peer.port, secure=True), 0.2)
+        took = time.monotonic() - start
+    assert not result.success
+    assert str(result).endswith(": i/o timeout")
+    assert 0.15 <= took < 1.0

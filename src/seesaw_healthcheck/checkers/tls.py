@@ -77,6 +77,10 @@ async def handshake(sock: socket.socket, verify: bool, server_name: str) -> ssl.
     it is closed and ``CheckError`` (or the reactor's ``TimeoutError``) is raised.
     """
     try:
+        if sock.gettimeout() != 0.0:
+            # e.g. socket.socket(fileno=...) starts in blocking mode: the handshake would
+            # block the whole reactor on a silent peer.
+            sock.setblocking(False)
         tls = context(verify).wrap_socket(
             sock, server_hostname=server_name, do_handshake_on_connect=False
         )
@@ -92,6 +96,9 @@ async def handshake(sock: socket.socket, verify: bool, server_name: str) -> ssl.
                 await readable(tls)
             except ssl.SSLWantWriteError:
                 await writable(tls)
+    except TimeoutError:  # the reactor's deadline (an OSError too: keep it apart)
+        tls.close()
+        raise
     except (ssl.SSLError, OSError) as error:
         tls.close()
         raise CheckError(ssl_error_text(error, server_name)) from None
