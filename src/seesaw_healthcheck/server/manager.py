@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
+from seesaw_healthcheck.goduration import format_duration
 from seesaw_healthcheck.model import (
     CHECKER_TYPES,
     Config,
@@ -86,9 +87,15 @@ def config_problem(config: Config | None) -> str | None:
         name = getattr(checker, "name", None) or type(checker).__name__
         return f"unknown checker type {name!r}"
     if not 0 < config.interval <= MAX_INTERVAL_NS:
-        return f"interval {config.interval}ns is out of range (0, {MAX_INTERVAL_NS}ns]"
+        return (
+            f"interval {_duration(config.interval)} is out of range "
+            f"(0s, {_duration(MAX_INTERVAL_NS)}]"
+        )
     if not 0 <= config.timeout <= MAX_TIMEOUT_NS:
-        return f"timeout {config.timeout}ns is out of range [0, {MAX_TIMEOUT_NS}ns]"
+        return (
+            f"timeout {_duration(config.timeout)} is out of range "
+            f"[0s, {_duration(MAX_TIMEOUT_NS)}]"
+        )
     if not 0 <= config.retries <= MAX_RETRIES:
         return f"retries {config.retries} is out of range [0, {MAX_RETRIES}]"
     target = checker.target
@@ -108,6 +115,14 @@ def config_problem(config: Config | None) -> str | None:
         except ValueError as err:
             return f"target host (needed in {Mode(target.mode)} mode): {err}"
     return None
+
+
+def _duration(ns: int) -> str:
+    """Go's Duration.String(), or the raw number past int64 (Go could not send it)."""
+    try:
+        return format_duration(ns)
+    except (ValueError, OverflowError):
+        return f"{ns}ns"
 
 
 class Stats:
