@@ -374,11 +374,11 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
                 "dial tcp6 ", "dial tcp ", 1
             )
         return Result(False, msg + "; failed to connect", now_ns() - start, text)
+    except TimeoutError:  # before OSError, which it is a subclass of
+        return Result(False, msg + "; failed to connect", now_ns() - start, url_error + _TIMEOUT)
     except OSError as error:  # no socket
         text = _dial_error(checker, dial_ep, url_error, f"socket: {errno_text(error.errno or 0)}")
         return Result(False, msg + "; failed to connect", now_ns() - start, text)
-    except TimeoutError:
-        return Result(False, msg + "; failed to connect", now_ns() - start, url_error + _TIMEOUT)
 
     conn: _socket.socket = sock
     try:
