@@ -10,7 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from seesaw_healthcheck.reactor import Future, Reactor, readable, sleep, within, writable
+from seesaw_healthcheck.reactor import (
+    Future,
+    Reactor,
+    limit_deadline,
+    readable,
+    sleep,
+    within,
+    writable,
+)
 
 
 @pytest.fixture
@@ -308,3 +316,26 @@ def test_close_runs_finally_of_unfinished_tasks() -> None:
     assert sorted(closed) == ["io", "sleep"]
     a.close()
     b.close()
+
+
+def test_timed_out_task_may_start_work_with_a_new_timeout(reactor: Reactor) -> None:
+    """Resumed by its deadline, a task starts a check with another timeout (a new deadline
+    bucket appears while deadlines are being expired)."""
+    outcomes: list[object] = []
+
+    async def wait_with_timeout(seconds: float) -> str:
+        limit_deadline(seconds)
+        try:
+            await sleep(5)
+        except TimeoutError:
+            return f"timed out after {seconds}"
+        return "slept"
+
+    async def first() -> None:
+        outcomes.append(await wait_with_timeout(0.02))
+        reactor.spawn(wait_with_timeout(0.03), on_done=outcomes.append)
+
+    reactor.spawn(first())
+    reactor.call_later(0.2, reactor.stop)
+    reactor.run_forever()
+    assert outcomes == ["timed out after 0.02", "timed out after 0.03"]

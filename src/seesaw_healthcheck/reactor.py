@@ -408,7 +408,8 @@ class Reactor:
 
     def _expire_deadlines(self, now: float) -> None:
         empty = []
-        for seconds, bucket in self._deadlines.items():
+        # A copy: a task resumed with TimeoutError may start a check, adding a bucket.
+        for seconds, bucket in list(self._deadlines.items()):
             while bucket and bucket[0][0] <= now:
                 when, task = bucket.popleft()
                 self._timeout(task, when)
