@@ -410,9 +410,17 @@ class Reactor:
         empty = []
         # A copy: a task resumed with TimeoutError may start a check, adding a bucket.
         for seconds, bucket in list(self._deadlines.items()):
-            while bucket and bucket[0][0] <= now:
-                when, task = bucket.popleft()
-                self._timeout(task, when)
+            # Checks mostly end in the order they started: dropping finished tasks from the
+            # head keeps a bucket about as long as the number in flight (and frees them).
+            while bucket:
+                when, task = bucket[0]
+                if task.done:
+                    bucket.popleft()
+                elif when <= now:
+                    bucket.popleft()
+                    self._timeout(task, when)
+                else:
+                    break
             if not bucket:
                 empty.append(seconds)
         for seconds in empty:
