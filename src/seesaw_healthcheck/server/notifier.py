@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[list[Notification]], Awaitable[None]]
 
+MAX_PACE_S = 0.01
+
 
 class CoalescingQueue:
     """Thread-safe pending notifications: newest Status per check id, oldest id first.
@@ -134,6 +136,7 @@ class Notifier:
         self.notifications_sent = 0
         self.send_failures = 0
         self.consecutive_failures = 0
+        self.pace = True
 
     def wake_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
         """The queue's wake callback, for puts from another thread."""
@@ -173,7 +176,12 @@ class Notifier:
                     break
             batch = queue.take(config.batch_size)
             if batch:
+                started = time.perf_counter()
                 await self._send_with_retries(batch)
+                if len(queue) >= config.batch_size and self.pace:
+                    # A burst (a full re-notification): give the reactor thread the GIL
+                    # for as long as this batch held it, or its checks start late.
+                    await asyncio.sleep(min(time.perf_counter() - started, MAX_PACE_S))
 
     async def _send_with_retries(self, batch: list[Notification]) -> None:
         config = self._config
