@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import resource
+import select
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -186,6 +188,64 @@ def run_python(checker: Any, count: int, inflight: int, timeout_s: float) -> tup
     return cpu * 1e6 / max(1, state["finished"]), state["failed"], first_failure[0]
 
 
+def run_hand_python(kind: str, port: int, count: int, inflight: int) -> float | None:
+    """A hand-written Python epoll loop doing the same syscalls as the C floor, without
+    our reactor, tasks or Results: what any Python framework on top of it starts from."""
+    if kind not in ("tcp", "http", "udp"):
+        return None
+    ep = select.epoll()
+    addr = (HOST, port)
+    request = b"GET / HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: Go-http-client/1.1\r\n\r\n" % (
+        HOST.encode(),
+        port,
+    )
+    stream = kind != "udp"
+    kind_flags = (socket.SOCK_STREAM if stream else socket.SOCK_DGRAM) | socket.SOCK_NONBLOCK
+    socks: dict[int, socket.socket] = {}
+    sent: set[int] = set()
+    started = finished = 0
+
+    def start() -> None:
+        nonlocal started
+        sock = socket.socket(socket.AF_INET, kind_flags)
+        fd = sock.fileno()
+        socks[fd] = sock
+        started += 1
+        if stream:
+            sock.connect_ex(addr)
+            ep.register(fd, select.EPOLLOUT | select.EPOLLONESHOT)
+        else:
+            sock.connect(addr)
+            sock.send(b"ping")
+            ep.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+
+    cpu0 = cpu_seconds()
+    while started < min(inflight, count):
+        start()
+    while finished < count:
+        for fd, _ in ep.poll(5.0):
+            sock = socks[fd]
+            if kind == "http" and fd not in sent:
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                sock.send(request)
+                sent.add(fd)
+                ep.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+                continue
+            if kind == "tcp":
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            else:
+                sock.recv(65536)
+            sent.discard(fd)
+            del socks[fd]
+            sock.close()
+            finished += 1
+            if started < count:
+                start()
+    cpu = cpu_seconds() - cpu0
+    ep.close()
+    return cpu * 1e6 / count
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -195,7 +255,7 @@ def main() -> int:
     args = parser.parse_args()
 
     floor = build_floor()
-    rows: list[tuple[str, str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str, str]] = []
     for case in CASES:
         if args.only and case.kind not in args.only:
             continue
@@ -218,11 +278,16 @@ def main() -> int:
                 print(f"skip {case.kind}: every check fails here: {warm_text}")
                 continue
             c_runs: list[float] = []
+            hand_runs: list[float] = []
             py_runs: list[float] = []
             failures = 0
             for _ in range(args.rounds):
                 if case.floor and floor is not None:
                     c_runs.append(run_floor(floor, case.kind, port, count, args.inflight))
+                if case.target:
+                    hand = run_hand_python(case.kind, port, count, args.inflight)
+                    if hand is not None:
+                        hand_runs.append(hand)
                 us, failed, text = run_python(checker, count, args.inflight, 5.0)
                 py_runs.append(us)
                 if failed and not failures:
@@ -230,10 +295,12 @@ def main() -> int:
                 failures += failed
             py = statistics.median(py_runs)
             c = statistics.median(c_runs) if c_runs else None
+            hand = statistics.median(hand_runs) if hand_runs else None
             rows.append(
                 (
                     case.kind,
                     f"{c:.1f}" if c else "-",
+                    f"{hand:.1f} ({hand / c:.2f}x)" if hand and c else "-",
                     f"{py:.1f}",
                     f"{py / c:.2f}x" if c else "-",
                     f"{count} x {args.rounds}, {args.inflight} in flight, {failures} failed",
@@ -244,8 +311,8 @@ def main() -> int:
                 proc.kill()
                 proc.wait()
 
-    header = ("type", "C floor µs", "Python µs", "ratio", "runs")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    header = ("type", "C floor µs", "bare Python epoll µs", "ours µs", "ours/C", "runs")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(6)]
     print()
     print("CPU per check of the checking process (medians):")
     for row in [header, *rows]:
