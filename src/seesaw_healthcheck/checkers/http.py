@@ -401,6 +401,15 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
                 # The answer is not there yet: waiting first saves a failed recv.
                 await readable(conn)
                 data = conn.recv(RECV_SIZE)
+                if not checker.response and data.startswith(b"HTTP/1.1 2"):
+                    # Fast path for the usual health answer, no body to match: the status
+                    # line is all the verdict needs (a whole, well-formed 2xx line).
+                    line_end = data.find(b"\r\n")
+                    if line_end >= 12 and data[12:13] in (b" ", b"\r") and data[9:12].isdigit():
+                        code = int(data[9:12])
+                        ok = checker.response_code == 0 or code == checker.response_code
+                        status = data[9:line_end].decode("latin-1")
+                        return Result(ok, f"{msg}; got {status}", now_ns() - start)
                 if data:
                     stream.buf += data
                 else:
