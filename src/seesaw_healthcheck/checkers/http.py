@@ -101,20 +101,24 @@ def _split_host_port(hostport: str) -> tuple[str, str]:
     return host, port
 
 
-def build_request(checker: HTTPChecker, ep: Endpoint) -> _Plan:
+def build_request(checker: HTTPChecker) -> _Plan:
     """Parse ``checker.request`` as Go's ``url.Parse`` would and build the request bytes.
 
-    Raises ``CheckError`` with Go's text for a bad URL or method. Cached: a check of the
-    same configuration reuses the bytes.
+    Raises ``CheckError`` with Go's text for a bad target, URL or method. Cached (keyed by
+    plain values, cheap to hash): a check of the same configuration reuses the bytes.
     """
+    target = checker.target
     return _build(
         checker.request, checker.method, checker.secure, checker.proxy,
-        checker.target.mode == Mode.PLAIN, ep,
+        target.mode == Mode.PLAIN, bytes(target.ip), target.port,
     )
 
 
 @functools.lru_cache(maxsize=16384)
-def _build(raw: str, method: str, secure: bool, proxy: bool, plain: bool, ep: Endpoint) -> _Plan:
+def _build(
+    raw: str, method: str, secure: bool, proxy: bool, plain: bool, ip: bytes, port: int
+) -> _Plan:
+    ep = endpoint(Target(ip=ip, port=port))
     scheme = "https" if secure else "http"
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
         raise CheckError(f'parse "{raw}": net/url: invalid control character in URL')
@@ -139,12 +143,12 @@ def _build(raw: str, method: str, secure: bool, proxy: bool, plain: bool, ep: En
     url_ip, url_port = _split_host_port(url_host)
     if url_host and plain:
         try:
-            ip = ipaddress.ip_address(url_ip.partition("%")[0])
+            literal = ipaddress.ip_address(url_ip.partition("%")[0])
         except ValueError:
-            ip = None  # a name: we dial the target, see the module docstring
-        if ip is not None:
-            port = int(url_port) if url_port.isdigit() else (443 if secure else 80)
-            dial = endpoint(Target(ip=ip_to_bytes(ip), port=port))
+            literal = None  # a name: we dial the target, see the module docstring
+        if literal is not None:
+            url_port_number = int(url_port) if url_port.isdigit() else (443 if secure else 80)
+            dial = endpoint(Target(ip=ip_to_bytes(literal), port=url_port_number))
     server_name = url_ip if url_host else ep.host
 
     target_uri = absolute if proxy else request_uri
@@ -340,8 +344,7 @@ def _dial_error(checker: HTTPChecker, ep: Endpoint, url_error: str, reason: str)
 async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) -> Result:
     start = now_ns()
     try:
-        ep = endpoint(checker.target)
-        plan = build_request(checker, ep)
+        plan = build_request(checker)
     except CheckError as error:
         return Result(False, "", now_ns() - start, str(error))
     msg = plan.message
@@ -383,7 +386,7 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
     conn: _socket.socket = sock
     try:
         try:
-            stream = _Stream(conn)
+            stream = _Stream(conn)  # reads past the first recv, and all of TLS
             if checker.secure:
                 if not isinstance(sock, socket.socket):  # ssl wants the full socket class
                     sock = socket.socket(fileno=sock.detach())
