@@ -176,12 +176,14 @@ class Notifier:
                     break
             batch = queue.take(config.batch_size)
             if batch:
-                started = time.perf_counter()
+                cpu_before = time.thread_time()
                 await self._send_with_retries(batch)
                 if len(queue) >= config.batch_size and self.pace:
                     # A burst (a full re-notification): give the reactor thread the GIL
-                    # for as long as this batch held it, or its checks start late.
-                    await asyncio.sleep(min(time.perf_counter() - started, MAX_PACE_S))
+                    # for as long as this thread held it for the batch (its CPU time),
+                    # or the reactor's checks start late.
+                    held = time.thread_time() - cpu_before
+                    await asyncio.sleep(min(held, MAX_PACE_S))
 
     async def _send_with_retries(self, batch: list[Notification]) -> None:
         config = self._config
