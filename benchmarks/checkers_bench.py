@@ -151,27 +151,30 @@ def cpu_seconds() -> float:
 def run_python(checker: Any, count: int, inflight: int, timeout_s: float) -> tuple[float, int, str]:
     """CPU-µs per check, failures, and the first failure's text."""
     reactor = Reactor()
-    state = {"started": 0, "finished": 0, "failed": 0, "pumping": False}
-    first_failure = [""]
+    started = finished = failed = 0
+    pumping = False
+    first_failure = ""
     run = checkers.run
+    spawn = reactor.spawn
 
     def pump() -> None:
         # Spawning from on_done can nest when a check ends at once: loop, don't recurse.
-        if state["pumping"]:
+        nonlocal started, pumping
+        if pumping:
             return
-        state["pumping"] = True
-        while state["started"] < count and state["started"] - state["finished"] < inflight:
-            state["started"] += 1
-            reactor.spawn(run(checker, timeout_s), on_done=on_done)
-        state["pumping"] = False
+        pumping = True
+        while started < count and started - finished < inflight:
+            started += 1
+            spawn(run(checker, timeout_s), on_done=on_done)
+        pumping = False
 
     def on_done(result: Any) -> None:
-        state["finished"] += 1
-        if not getattr(result, "success", False):
-            state["failed"] += 1
-            if not first_failure[0]:
-                first_failure[0] = str(result)
-        if state["finished"] == count:
+        nonlocal finished, failed, first_failure
+        finished += 1
+        if not result.success:
+            failed += 1
+            first_failure = first_failure or str(result)
+        if finished == count:
             reactor.stop()
         else:
             pump()
@@ -179,13 +182,13 @@ def run_python(checker: Any, count: int, inflight: int, timeout_s: float) -> tup
     reactor.call_later(120, reactor.stop)  # a bound, should anything hang
     cpu0 = cpu_seconds()
     pump()
-    if state["finished"] < count:
+    if finished < count:
         reactor.run_forever()
     cpu = cpu_seconds() - cpu0
     reactor.close()
-    if state["finished"] < count:
-        print(f"  note: only {state['finished']} of {count} checks finished in time")
-    return cpu * 1e6 / max(1, state["finished"]), state["failed"], first_failure[0]
+    if finished < count:
+        print(f"  note: only {finished} of {count} checks finished in time")
+    return cpu * 1e6 / max(1, finished), failed, first_failure
 
 
 def run_hand_python(kind: str, port: int, count: int, inflight: int) -> float | None:
