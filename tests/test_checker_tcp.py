@@ -125,13 +125,31 @@ def test_silent_peer_times_out_within_timeout() -> None:
     assert 0.15 <= took < 1.0
 
 
-def test_unroutable_connect_times_out() -> None:
-    # TEST-NET-1 is never routed to a listener; depending on routes it hangs or fails fast.
-    start = time.monotonic()
-    result = run_check(tcp_checker("192.0.2.1", 80), 0.2)
+def test_connect_that_never_completes_times_out() -> None:
+    # A loopback listener whose accept queue is full drops further SYNs: connect() hangs.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.05)
+        start = time.monotonic()
+        result = run_check(tcp_checker("127.0.0.1", port), 0.2)
+        took = time.monotonic() - start
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
     assert not result.success
-    assert result.message == "TCP connect to 192.0.2.1:80; failed to connect"
-    assert time.monotonic() - start < 1.0
+    assert result.message == f"TCP connect to 127.0.0.1:{port}; failed to connect"
+    assert "i/o timeout" in str(result)
+    assert 0.15 <= took < 1.0
 
 
 @pytest.mark.parametrize("host", HOSTS)
