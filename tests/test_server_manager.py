@@ -78,7 +78,8 @@ def running_manager(dry_run: bool = False, notify_s: float = 60.0) -> Iterator[
     finally:
         on_reactor(manager.stop_all)
         reactor.stop()
-        thread.join(2)
+        thread.join(10)  # generous: CI machines are loaded
+        assert not thread.is_alive(), "reactor thread did not stop"
         reactor.close()
 
 

@@ -522,9 +522,12 @@ class Reactor:
                         waiter.wait = None
                         step(waiter, TimeoutError() if waiter.timed_out else None)
                     elif fd == wake_fd:
-                        self._wake_pending = False
+                        # Drain first, then clear: a caller that saw the flag still set
+                        # has its callback queued already; one that sees it clear writes
+                        # again. Clearing first could lose that write and never wake.
                         with contextlib.suppress(BlockingIOError):
                             os.eventfd_read(wake_fd)
+                        self._wake_pending = False
                     else:
                         reader = readers.get(fd)
                         if reader is not None:
