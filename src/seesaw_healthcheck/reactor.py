@@ -341,7 +341,8 @@ class Reactor:
         global _current
         coro = task.coro
         while True:
-            outer, _current = _current, task
+            outer = _current
+            _current = task
             try:
                 req = coro.send(None) if exc is None else coro.throw(exc)
             except StopIteration as stop:
@@ -355,23 +356,40 @@ class Reactor:
             _current = outer
             exc = None
             cls = req.__class__
-            if task.timed_out and cls is not _Within:
-                exc = TimeoutError()  # past the deadline: no more waiting
-                continue
-            if cls is tuple:
+            if cls is tuple:  # (fd, events): the hot path, inlined
+                if task.timed_out:
+                    exc = TimeoutError()  # past the deadline: no more waiting
+                    continue
                 fd, events = req
-                if self._waiters.setdefault(fd, task) is not task:
+                waiters = self._waiters
+                if waiters.setdefault(fd, task) is not task:
                     exc = RuntimeError(f"fd {fd} is already awaited by another task")
                     continue
                 task.wait = fd
+                registered = self._registered
                 try:
-                    self._arm(fd, events, task)
+                    # The same task re-arming its fd: MOD; a new socket (or a reused fd
+                    # number): ADD. Each falls back to the other (see the module docstring).
+                    if registered.get(fd) is task:
+                        try:
+                            self._epoll.modify(fd, events)
+                        except FileNotFoundError:
+                            self._epoll.register(fd, events)
+                    else:
+                        try:
+                            self._epoll.register(fd, events)
+                        except FileExistsError:
+                            self._epoll.modify(fd, events)
                 except (OSError, ValueError) as error:  # a closed or bogus fd
-                    del self._waiters[fd]
+                    del waiters[fd]
                     task.wait = None
                     exc = error
                     continue
+                registered[fd] = task
                 return
+            if task.timed_out and cls is not _Within:
+                exc = TimeoutError()  # past the deadline: no more waiting
+                continue
             if cls is Future:
                 if req._done:
                     continue

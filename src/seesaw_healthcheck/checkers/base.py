@@ -12,6 +12,7 @@ import _socket
 import errno
 import functools
 import ipaddress
+import logging
 import os
 import socket
 import time
@@ -42,13 +43,17 @@ __all__ = [
     "endpoint",
     "errno_text",
     "go_quote",
+    "internal_error",
     "now_ns",
     "os_error_text",
     "set_mark",
     "tcp_socket",
+    "timed_out",
     "timeout_for",
     "udp_socket",
 ]
+
+log = logging.getLogger("seesaw_healthcheck.checkers")
 
 now_ns = time.monotonic_ns
 
@@ -88,6 +93,19 @@ class CheckError(Exception):
 
 def elapsed_ns(start_ns: int) -> int:
     return time.monotonic_ns() - start_ns
+
+
+def timed_out(start_ns: int, timeout_s: float) -> Result:
+    """The Result of a check that let the reactor's deadline through."""
+    return Result(False, "", elapsed_ns(start_ns), error=f"i/o timeout after {timeout_s:g}s")
+
+
+def internal_error(checker: object, start_ns: int, error: Exception) -> Result:
+    """The Result of a check that raised something unexpected (a bug): logged, kept."""
+    kind = type(checker).__name__
+    log.exception("%s check failed unexpectedly", kind)
+    text = f"internal error in {kind} check: {type(error).__name__}: {error}"
+    return Result(False, "", elapsed_ns(start_ns), error=text)
 
 
 def timeout_for(config: Config) -> float:

@@ -46,13 +46,15 @@ from seesaw_healthcheck.checkers.base import (
     endpoint,
     errno_text,
     go_quote,
+    internal_error,
     now_ns,
+    timed_out,
 )
 from seesaw_healthcheck.checkers.tcp import send_all
 from seesaw_healthcheck.model import HTTPChecker, Mode, Target, ip_to_bytes
-from seesaw_healthcheck.reactor import readable, writable
+from seesaw_healthcheck.reactor import limit_deadline, readable, writable
 
-__all__ = ["Response", "build_request", "check", "describe", "parse_head"]
+__all__ = ["GUARDED", "Response", "build_request", "check", "describe", "parse_head"]
 
 MAX_HEAD_BYTES = 1 << 20  # status line + headers; far beyond any health endpoint's
 RECV_SIZE = 65536
@@ -61,6 +63,10 @@ _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 _WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
 _STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+
+# check() sets its own deadline and turns every exception into a Result, so checkers.run
+# hands its coroutine out directly instead of wrapping it in one more.
+GUARDED = True
 
 
 def describe(checker: HTTPChecker) -> str:
@@ -80,8 +86,14 @@ class _Plan:
     __slots__ = ("dial", "host_header", "message", "request", "server_name", "url", "url_error")
 
     def __init__(
-        self, url: str, host_header: str, server_name: str, dial: Endpoint, request: bytes,
-        url_error: str, message: str,
+        self,
+        url: str,
+        host_header: str,
+        server_name: str,
+        dial: Endpoint,
+        request: bytes,
+        url_error: str,
+        message: str,
     ) -> None:
         self.message = message  # "HTTP GET to 127.0.0.1:80"
         self.url = url
@@ -109,8 +121,13 @@ def build_request(checker: HTTPChecker) -> _Plan:
     """
     target = checker.target
     return _build(
-        checker.request, checker.method, checker.secure, checker.proxy,
-        target.mode == Mode.PLAIN, bytes(target.ip), target.port,
+        checker.request,
+        checker.method,
+        checker.secure,
+        checker.proxy,
+        target.mode == Mode.PLAIN,
+        bytes(target.ip),
+        target.port,
     )
 
 
@@ -162,7 +179,12 @@ def _build(
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
     op = method[:1] + method[1:].lower()  # Go's url.Error Op: "Get", "Head"
     return _Plan(
-        absolute, hostport, server_name, dial, request, f"{op} {go_quote(absolute)}: ",
+        absolute,
+        hostport,
+        server_name,
+        dial,
+        request,
+        f"{op} {go_quote(absolute)}: ",
         f"HTTP {raw_method} to {ep.addr}",
     )
 
@@ -342,128 +364,140 @@ def _dial_error(checker: HTTPChecker, ep: Endpoint, url_error: str, reason: str)
 
 
 async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) -> Result:
+    """One HTTP check, bounded to ``timeout_s`` (> 0); never raises (see ``GUARDED``)."""
     start = now_ns()
-    try:
-        plan = build_request(checker)
-    except CheckError as error:
-        return Result(False, "", now_ns() - start, str(error))
-    msg = plan.message
-    url_error = plan.url_error
-
-    dial_ep = plan.dial
-    sock: _socket.socket
-    try:
-        if checker.target.mark:
-            sock = await dial_tcp_bare(dial_ep, checker.target.mark)
-        else:
-            # dial_tcp_bare inlined: one coroutine level less on the hot path.
-            sock = _socket.socket(dial_ep.family, _STREAM)
-            try:
-                code = sock.connect_ex(dial_ep.sockaddr)
-                if code == EINPROGRESS:
-                    await writable(sock)
-                    code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
-            except BaseException:
-                sock.close()
-                raise
-            if code:
-                sock.close()
-                text = _dial_error(checker, dial_ep, url_error, f"connect: {errno_text(code)}")
-                return Result(False, msg + "; failed to connect", now_ns() - start, text)
-    except CheckError as error:
-        text = str(error)
-        if checker.target.mode == Mode.PLAIN:  # Go's Transport dials "tcp", not "tcp4"
-            text = url_error + text.replace("dial tcp4 ", "dial tcp ", 1).replace(
-                "dial tcp6 ", "dial tcp ", 1
-            )
-        return Result(False, msg + "; failed to connect", now_ns() - start, text)
-    except TimeoutError:  # before OSError, which it is a subclass of
-        return Result(False, msg + "; failed to connect", now_ns() - start, url_error + _TIMEOUT)
-    except OSError as error:  # no socket
-        text = _dial_error(checker, dial_ep, url_error, f"socket: {errno_text(error.errno or 0)}")
-        return Result(False, msg + "; failed to connect", now_ns() - start, text)
-
-    conn: _socket.socket = sock
+    if timeout_s > 0:
+        limit_deadline(timeout_s)
     try:
         try:
-            stream = _Stream(conn)  # reads past the first recv, and all of TLS
-            if checker.secure:
-                if not isinstance(sock, socket.socket):  # ssl wants the full socket class
-                    sock = socket.socket(fileno=sock.detach())
-                conn = await tls.handshake(sock, checker.tls_verify, sni or plan.server_name)
-                stream.sock = conn
-                await send_all(conn, plan.request)
-            else:
-                request = plan.request
-                try:
-                    sent = conn.send(request)
-                except BlockingIOError:
-                    sent = 0
-                if sent < len(request):
-                    await send_all(conn, request[sent:])
-                # The answer is not there yet: waiting first saves a failed recv.
-                await readable(conn)
-                data = conn.recv(RECV_SIZE)
-                if not checker.response and data.startswith(b"HTTP/1.1 2"):
-                    # Fast path for the usual health answer, no body to match: the status
-                    # line is all the verdict needs (a whole, well-formed 2xx line).
-                    line_end = data.find(b"\r\n")
-                    if line_end >= 12 and data[12:13] in (b" ", b"\r") and data[9:12].isdigit():
-                        code = int(data[9:12])
-                        ok = checker.response_code == 0 or code == checker.response_code
-                        status = data[9:line_end].decode("latin-1")
-                        return Result(ok, f"{msg}; got {status}", now_ns() - start)
-                if data:
-                    stream.buf += data
-                else:
-                    stream.eof = True
-            while True:
-                head = await stream.read_head()
-                if not head:
-                    raise CheckError("EOF")
-                response = parse_head(head, bool(checker.response))
-                if response.code >= 200 or response.code == 101:
-                    break  # 1xx informational responses precede the real one
+            plan = build_request(checker)
         except CheckError as error:
-            return Result(False, msg, now_ns() - start, url_error + str(error))
-        except TimeoutError:
-            return Result(False, msg, now_ns() - start, url_error + _TIMEOUT)
-        except OSError as error:
-            reason = tls.ssl_error_text(error, plan.server_name)
-            if error.errno is not None and not isinstance(error, ssl.SSLError):
-                reason = errno_text(error.errno)
-            return Result(False, msg, now_ns() - start, url_error + reason)
+            return Result(False, "", now_ns() - start, str(error))
+        msg = plan.message
+        url_error = plan.url_error
 
-        code_ok = checker.response_code == 0 or response.code == checker.response_code
-        msg = f"{msg}; got {response.status}"
-        want = checker.response
-        if not want:
-            return Result(code_ok, msg, now_ns() - start)
-        no_body = (
-            checker.method == "HEAD"
-            or response.code in (204, 304)
-            or 100 <= response.code < 200
-            or (response.code in _REDIRECTS and response.location)  # Go closed it
-        )
-        want_bytes = want.encode("utf-8", "surrogateescape")
-        if no_body:
-            return Result(False, msg + "; failed to read HTTP response", now_ns() - start)
+        dial_ep = plan.dial
+        sock: _socket.socket
         try:
-            body = await _read_body_prefix(stream, response, len(want_bytes))
-        except (CheckError, OSError, TimeoutError):
-            return Result(False, msg + "; failed to read HTTP response", now_ns() - start)
-        if not body:
-            # Go's io.ReadFull reports EOF for an empty body: a read failure, not a mismatch.
-            return Result(False, msg + "; failed to read HTTP response", now_ns() - start)
-        if body != want_bytes:
+            if checker.target.mark:
+                sock = await dial_tcp_bare(dial_ep, checker.target.mark)
+            else:
+                # dial_tcp_bare inlined: one coroutine level less on the hot path.
+                sock = _socket.socket(dial_ep.family, _STREAM)
+                try:
+                    code = sock.connect_ex(dial_ep.sockaddr)
+                    if code == EINPROGRESS:
+                        await writable(sock)
+                        code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
+                except BaseException:
+                    sock.close()
+                    raise
+                if code:
+                    sock.close()
+                    text = _dial_error(checker, dial_ep, url_error, f"connect: {errno_text(code)}")
+                    return Result(False, msg + "; failed to connect", now_ns() - start, text)
+        except CheckError as error:
+            text = str(error)
+            if checker.target.mode == Mode.PLAIN:  # Go's Transport dials "tcp", not "tcp4"
+                text = url_error + text.replace("dial tcp4 ", "dial tcp ", 1).replace(
+                    "dial tcp6 ", "dial tcp ", 1
+                )
+            return Result(False, msg + "; failed to connect", now_ns() - start, text)
+        except TimeoutError:  # before OSError, which it is a subclass of
             return Result(
-                False, f"{msg}; unexpected response - {go_quote(body)}", now_ns() - start
+                False, msg + "; failed to connect", now_ns() - start, url_error + _TIMEOUT
             )
-        return Result(code_ok, msg, now_ns() - start)
-    finally:
-        conn.close()
-        if conn is not sock:
-            sock.close()
+        except OSError as error:  # no socket
+            text = _dial_error(
+                checker, dial_ep, url_error, f"socket: {errno_text(error.errno or 0)}"
+            )
+            return Result(False, msg + "; failed to connect", now_ns() - start, text)
+
+        conn: _socket.socket = sock
+        try:
+            try:
+                stream = _Stream(conn)  # reads past the first recv, and all of TLS
+                if checker.secure:
+                    if not isinstance(sock, socket.socket):  # ssl wants the full socket class
+                        sock = socket.socket(fileno=sock.detach())
+                    conn = await tls.handshake(sock, checker.tls_verify, sni or plan.server_name)
+                    stream.sock = conn
+                    await send_all(conn, plan.request)
+                else:
+                    request = plan.request
+                    try:
+                        sent = conn.send(request)
+                    except BlockingIOError:
+                        sent = 0
+                    if sent < len(request):
+                        await send_all(conn, request[sent:])
+                    # The answer is not there yet: waiting first saves a failed recv.
+                    await readable(conn)
+                    data = conn.recv(RECV_SIZE)
+                    if not checker.response and data.startswith(b"HTTP/1.1 2"):
+                        # Fast path for the usual health answer, no body to match: the status
+                        # line is all the verdict needs (a whole, well-formed 2xx line).
+                        line_end = data.find(b"\r\n")
+                        if line_end >= 12 and data[12:13] in (b" ", b"\r") and data[9:12].isdigit():
+                            code = int(data[9:12])
+                            ok = checker.response_code == 0 or code == checker.response_code
+                            status = data[9:line_end].decode("latin-1")
+                            return Result(ok, f"{msg}; got {status}", now_ns() - start)
+                    if data:
+                        stream.buf += data
+                    else:
+                        stream.eof = True
+                while True:
+                    head = await stream.read_head()
+                    if not head:
+                        raise CheckError("EOF")
+                    response = parse_head(head, bool(checker.response))
+                    if response.code >= 200 or response.code == 101:
+                        break  # 1xx informational responses precede the real one
+            except CheckError as error:
+                return Result(False, msg, now_ns() - start, url_error + str(error))
+            except TimeoutError:
+                return Result(False, msg, now_ns() - start, url_error + _TIMEOUT)
+            except OSError as error:
+                reason = tls.ssl_error_text(error, plan.server_name)
+                if error.errno is not None and not isinstance(error, ssl.SSLError):
+                    reason = errno_text(error.errno)
+                return Result(False, msg, now_ns() - start, url_error + reason)
+
+            code_ok = checker.response_code == 0 or response.code == checker.response_code
+            msg = f"{msg}; got {response.status}"
+            want = checker.response
+            if not want:
+                return Result(code_ok, msg, now_ns() - start)
+            no_body = (
+                checker.method == "HEAD"
+                or response.code in (204, 304)
+                or 100 <= response.code < 200
+                or (response.code in _REDIRECTS and response.location)  # Go closed it
+            )
+            want_bytes = want.encode("utf-8", "surrogateescape")
+            if no_body:
+                return Result(False, msg + "; failed to read HTTP response", now_ns() - start)
+            try:
+                body = await _read_body_prefix(stream, response, len(want_bytes))
+            except (CheckError, OSError, TimeoutError):
+                return Result(False, msg + "; failed to read HTTP response", now_ns() - start)
+            if not body:
+                # Go's io.ReadFull reports EOF for an empty body: a read failure, not a mismatch.
+                return Result(False, msg + "; failed to read HTTP response", now_ns() - start)
+            if body != want_bytes:
+                return Result(
+                    False, f"{msg}; unexpected response - {go_quote(body)}", now_ns() - start
+                )
+            return Result(code_ok, msg, now_ns() - start)
+        finally:
+            conn.close()
+            if conn is not sock:
+                sock.close()
+    except TimeoutError:
+        return timed_out(start, timeout_s)
+    except Exception as error:
+        return internal_error(checker, start, error)
 
 
 _TIMEOUT = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"

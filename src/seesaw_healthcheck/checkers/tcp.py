@@ -26,12 +26,18 @@ from seesaw_healthcheck.checkers.base import (
     endpoint,
     errno_text,
     go_quote,
+    internal_error,
     now_ns,
+    timed_out,
 )
 from seesaw_healthcheck.model import TCPChecker
-from seesaw_healthcheck.reactor import readable, writable
+from seesaw_healthcheck.reactor import limit_deadline, readable, writable
 
-__all__ = ["check", "describe", "recv_exactly", "send_all"]
+__all__ = ["GUARDED", "check", "describe", "recv_exactly", "send_all"]
+
+# check() sets its own deadline and turns every exception into a Result, so checkers.run
+# hands its coroutine out directly instead of wrapping it in one more.
+GUARDED = True
 
 _WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
 _STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
@@ -105,79 +111,93 @@ async def recv_exactly(sock: _socket.socket, size: int) -> tuple[bytes, bool]:
 
 
 async def check(checker: TCPChecker, timeout_s: float, sni: str | None = None) -> Result:
+    """One TCP check, bounded to ``timeout_s`` (> 0); never raises (see ``GUARDED``)."""
     start = now_ns()
-    target = checker.target
+    if timeout_s > 0:
+        limit_deadline(timeout_s)
     try:
-        ep = endpoint(target)
-    except CheckError as error:
-        return Result(False, "TCP connect to (invalid target)", now_ns() - start, str(error))
-    msg = "TCP connect to " + ep.addr
-    sock: _socket.socket
-    if target.mark:
+        target = checker.target
         try:
-            sock = await dial_tcp(ep, target.mark)
+            ep = endpoint(target)
         except CheckError as error:
-            return Result(False, msg + "; failed to connect", now_ns() - start, str(error))
-        except TimeoutError:
-            return Result(False, msg + "; failed to connect", now_ns() - start, _dial_timeout(ep))
-    else:
-        # dial_tcp inlined: the plain connect is the hot path of the most common check.
-        # A bare _socket.socket skips socket.socket's Python-level __init__ and close.
-        try:
-            sock = _socket.socket(ep.family, _STREAM)
-        except OSError as error:
-            return Result(False, msg + "; failed to connect", now_ns() - start, str(error))
-        try:
-            code = sock.connect_ex(ep.sockaddr)
-            if code == EINPROGRESS:
-                await writable(sock)
-                code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
-        except TimeoutError:
-            sock.close()
-            return Result(False, msg + "; failed to connect", now_ns() - start, _dial_timeout(ep))
-        except BaseException:
-            sock.close()
-            raise
-        if code:
-            sock.close()
-            error_text = f"dial tcp{ep.version} {ep.addr}: connect: {errno_text(code)}"
-            return Result(False, msg + "; failed to connect", now_ns() - start, error_text)
-
-    send = checker.send
-    receive = checker.receive
-    try:
-        if checker.secure:
-            server_name = sni or ep.host
+            return Result(False, "TCP connect to (invalid target)", now_ns() - start, str(error))
+        msg = "TCP connect to " + ep.addr
+        sock: _socket.socket
+        if target.mark:
             try:
-                if not isinstance(sock, socket.socket):  # ssl wants the full socket class
-                    sock = socket.socket(fileno=sock.detach())
-                sock = await tls.handshake(sock, checker.tls_verify, server_name)
+                sock = await dial_tcp(ep, target.mark)
             except CheckError as error:
-                return Result(False, msg, now_ns() - start, str(error))
-            except TimeoutError as error:
-                return Result(False, msg, now_ns() - start, _io_error("read", sock, ep, error))
-        if not send and not receive:
+                return Result(False, msg + "; failed to connect", now_ns() - start, str(error))
+            except TimeoutError:
+                return Result(
+                    False, msg + "; failed to connect", now_ns() - start, _dial_timeout(ep)
+                )
+        else:
+            # dial_tcp inlined: the plain connect is the hot path of the most common check.
+            # A bare _socket.socket skips socket.socket's Python-level __init__ and close.
+            try:
+                sock = _socket.socket(ep.family, _STREAM)
+            except OSError as error:
+                return Result(False, msg + "; failed to connect", now_ns() - start, str(error))
+            try:
+                code = sock.connect_ex(ep.sockaddr)
+                if code == EINPROGRESS:
+                    await writable(sock)
+                    code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
+            except TimeoutError:
+                sock.close()
+                return Result(
+                    False, msg + "; failed to connect", now_ns() - start, _dial_timeout(ep)
+                )
+            except BaseException:
+                sock.close()
+                raise
+            if code:
+                sock.close()
+                error_text = f"dial tcp{ep.version} {ep.addr}: connect: {errno_text(code)}"
+                return Result(False, msg + "; failed to connect", now_ns() - start, error_text)
+
+        send = checker.send
+        receive = checker.receive
+        try:
+            if checker.secure:
+                server_name = sni or ep.host
+                try:
+                    if not isinstance(sock, socket.socket):  # ssl wants the full socket class
+                        sock = socket.socket(fileno=sock.detach())
+                    sock = await tls.handshake(sock, checker.tls_verify, server_name)
+                except CheckError as error:
+                    return Result(False, msg, now_ns() - start, str(error))
+                except TimeoutError as error:
+                    return Result(False, msg, now_ns() - start, _io_error("read", sock, ep, error))
+            if not send and not receive:
+                return Result(True, msg, now_ns() - start)
+            if send:
+                try:
+                    await send_all(sock, send.encode("utf-8", "surrogateescape"))
+                except (OSError, TimeoutError) as error:
+                    error_text = _io_error("write", sock, ep, error)
+                    return Result(
+                        False, msg + "; failed to send request", now_ns() - start, error_text
+                    )
+            if receive:
+                want = receive.encode("utf-8", "surrogateescape")
+                read_failed = msg + "; failed to read response"
+                try:
+                    got, eof = await recv_exactly(sock, len(want))
+                except (OSError, TimeoutError) as error:
+                    error_text = _io_error("read", sock, ep, error)
+                    return Result(False, read_failed, now_ns() - start, error_text)
+                if eof:
+                    error_text = "unexpected EOF" if got else "EOF"
+                    return Result(False, read_failed, now_ns() - start, error_text)
+                if got != want:
+                    unexpected = f"{msg}; unexpected response - {go_quote(got)}"
+                    return Result(False, unexpected, now_ns() - start)
             return Result(True, msg, now_ns() - start)
-        if send:
-            try:
-                await send_all(sock, send.encode("utf-8", "surrogateescape"))
-            except (OSError, TimeoutError) as error:
-                error_text = _io_error("write", sock, ep, error)
-                return Result(False, msg + "; failed to send request", now_ns() - start, error_text)
-        if receive:
-            want = receive.encode("utf-8", "surrogateescape")
-            read_failed = msg + "; failed to read response"
-            try:
-                got, eof = await recv_exactly(sock, len(want))
-            except (OSError, TimeoutError) as error:
-                error_text = _io_error("read", sock, ep, error)
-                return Result(False, read_failed, now_ns() - start, error_text)
-            if eof:
-                error_text = "unexpected EOF" if got else "EOF"
-                return Result(False, read_failed, now_ns() - start, error_text)
-            if got != want:
-                unexpected = f"{msg}; unexpected response - {go_quote(got)}"
-                return Result(False, unexpected, now_ns() - start)
-        return Result(True, msg, now_ns() - start)
-    finally:
-        sock.close()
+        finally:
+            sock.close()
+    except TimeoutError:
+        return timed_out(start, timeout_s)
+    except Exception as error:
+        return internal_error(checker, start, error)

@@ -20,15 +20,21 @@ from seesaw_healthcheck.checkers.base import (
     elapsed_ns,
     endpoint,
     go_quote,
+    internal_error,
     now_ns,
     os_error_text,
+    timed_out,
     udp_socket,
 )
 from seesaw_healthcheck.model import Target, UDPChecker
-from seesaw_healthcheck.reactor import readable
+from seesaw_healthcheck.reactor import limit_deadline, readable
 
 _TIMEOUT_TEXT = "i/o timeout"
 _DGRAM = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+
+# check() sets its own deadline and turns every exception into a Result, so checkers.run
+# hands its coroutine out directly instead of wrapping it in one more.
+GUARDED = True
 
 
 def open_udp(target: Target) -> tuple[socket.socket, Endpoint]:
@@ -118,48 +124,62 @@ async def check(checker: UDPChecker, timeout_s: float) -> Result:
     coroutines, no recv before the socket is readable.
     """
     start = now_ns()
+    if timeout_s > 0:
+        limit_deadline(timeout_s)
     try:
-        ep = endpoint(checker.target)
-    except CheckError as error:
-        return Result(
-            False, "UDP check to <nil>; failed to create socket", elapsed_ns(start), error
-        )
-    msg = "UDP check to " + ep.addr
-    try:
-        if checker.target.mark:
-            sock: _socket.socket = udp_socket(ep.family, checker.target.mark)
-        else:
-            # A bare _socket.socket skips socket.socket's Python-level __init__ and close.
-            sock = _socket.socket(ep.family, _DGRAM)
-    except (OSError, CheckError) as error:
-        return Result(False, msg + "; failed to create socket", elapsed_ns(start), error)
-    try:
-        want = checker.receive.encode("utf-8", "surrogateescape")
         try:
-            sock.connect(ep.sockaddr)  # binds and sets the peer: never blocks for UDP
-            sock.send(checker.send.encode("utf-8", "surrogateescape"))
-        except OSError as error:
-            failure = io_error("write", sock, ep, error)
-            return Result(False, msg + "; failed to send request", elapsed_ns(start), failure)
-        # Read at least one byte: CPython answers a zero-length recv without asking the
-        # kernel, so it would neither wait for the datagram nor see "connection refused".
-        bufsize = len(want) or 1
-        while True:
+            ep = endpoint(checker.target)
+        except CheckError as error:
+            return Result(
+                False, "UDP check to <nil>; failed to create socket", elapsed_ns(start), error
+            )
+        msg = "UDP check to " + ep.addr
+        try:
+            if checker.target.mark:
+                sock: _socket.socket = udp_socket(ep.family, checker.target.mark)
+            else:
+                # A bare _socket.socket skips socket.socket's Python-level __init__ and close.
+                sock = _socket.socket(ep.family, _DGRAM)
+        except (OSError, CheckError) as error:
+            return Result(False, msg + "; failed to create socket", elapsed_ns(start), error)
+        try:
+            want = checker.receive.encode("utf-8", "surrogateescape")
             try:
-                await readable(sock)
-            except TimeoutError:
-                failure = io_error("read", sock, ep, _TIMEOUT_TEXT)
-                return Result(False, msg + "; failed to read response", elapsed_ns(start), failure)
-            try:
-                got = sock.recv(bufsize)[: len(want)]
-                break
-            except BlockingIOError:
-                continue
+                sock.connect(ep.sockaddr)  # binds and sets the peer: never blocks for UDP
+                sock.send(checker.send.encode("utf-8", "surrogateescape"))
             except OSError as error:
-                failure = io_error("read", sock, ep, error)
-                return Result(False, msg + "; failed to read response", elapsed_ns(start), failure)
-        if got != want:
-            return Result(False, f"{msg}; unexpected response - {go_quote(got)}", elapsed_ns(start))
-        return Result(True, msg, elapsed_ns(start))
-    finally:
-        sock.close()
+                failure = io_error("write", sock, ep, error)
+                return Result(False, msg + "; failed to send request", elapsed_ns(start), failure)
+            # Read at least one byte: CPython answers a zero-length recv without asking the
+            # kernel, so it would neither wait for the datagram nor see "connection refused".
+            bufsize = len(want) or 1
+            while True:
+                try:
+                    await readable(sock)
+                except TimeoutError:
+                    failure = io_error("read", sock, ep, _TIMEOUT_TEXT)
+                    return Result(
+                        False, msg + "; failed to read response", elapsed_ns(start), failure
+                    )
+                try:
+                    got = sock.recv(bufsize)[: len(want)]
+                    break
+                except BlockingIOError:
+                    continue
+                except OSError as error:
+                    failure = io_error("read", sock, ep, error)
+                    return Result(
+                        False, msg + "; failed to read response", elapsed_ns(start), failure
+                    )
+            if got != want:
+                return Result(
+                    False, f"{msg}; unexpected response - {go_quote(got)}", elapsed_ns(start)
+                )
+            return Result(True, msg, elapsed_ns(start))
+        finally:
+            sock.close()
+
+    except TimeoutError:
+        return timed_out(start, timeout_s)
+    except Exception as error:
+        return internal_error(checker, start, error)
