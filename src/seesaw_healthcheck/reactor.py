@@ -347,7 +347,19 @@ class Reactor:
                 req = coro.send(None) if exc is None else coro.throw(exc)
             except StopIteration as stop:
                 _current = outer
-                self._finish(task, stop.value)
+                task.done = True
+                task.wait = None
+                on_done = task.on_done
+                if on_done is None:
+                    self._finish(task, stop.value)
+                    return
+                # _finish inlined for the usual case. The outcome goes to on_done only: a
+                # finished task can stay referenced (by its pending deadline entry) for a
+                # while, and should not keep its Result alive.
+                try:
+                    on_done(stop.value)
+                except Exception:
+                    log.exception("on_done callback failed")
                 return
             except BaseException as error:
                 _current = outer

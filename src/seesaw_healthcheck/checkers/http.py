@@ -27,7 +27,6 @@ through a TLS proxy; we speak TLS to the target and send the absolute URL. We do
 from __future__ import annotations
 
 import _socket
-import functools
 import ipaddress
 import socket
 import ssl
@@ -113,6 +112,12 @@ def _split_host_port(hostport: str) -> tuple[str, str]:
     return host, port
 
 
+# Plans by the checker's plain values (request, method, secure, proxy, mode, ip, port): a
+# check indexes this inline (cheaper than a call and an lru_cache); cleared past the limit.
+_PLANS: dict[tuple[str, str, bool, bool, int, bytes, int], _Plan] = {}
+_MAX_PLANS = 16384
+
+
 def build_request(checker: HTTPChecker) -> _Plan:
     """Parse ``checker.request`` as Go's ``url.Parse`` would and build the request bytes.
 
@@ -120,18 +125,20 @@ def build_request(checker: HTTPChecker) -> _Plan:
     plain values, cheap to hash): a check of the same configuration reuses the bytes.
     """
     target = checker.target
-    return _build(
-        checker.request,
-        checker.method,
-        checker.secure,
-        checker.proxy,
-        target.mode == Mode.PLAIN,
-        bytes(target.ip),
+    ip = bytes(target.ip)
+    key = (
+        checker.request, checker.method, checker.secure, checker.proxy, target.mode, ip,
         target.port,
-    )
+    )  # fmt: skip
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _build(*key[:4], key[4] == Mode.PLAIN, ip, target.port)
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
 
 
-@functools.lru_cache(maxsize=16384)
 def _build(
     raw: str, method: str, secure: bool, proxy: bool, plain: bool, ip: bytes, port: int
 ) -> _Plan:
@@ -369,10 +376,17 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
     if timeout_s > 0:
         limit_deadline(timeout_s)
     try:
+        target = checker.target
         try:
-            plan = build_request(checker)
-        except CheckError as error:
-            return Result(False, "", now_ns() - start, str(error))
+            plan = _PLANS[
+                checker.request, checker.method, checker.secure, checker.proxy, target.mode,
+                target.ip, target.port,
+            ]  # fmt: skip
+        except (KeyError, TypeError):  # first use (or an odd ip type): build, validate
+            try:
+                plan = build_request(checker)
+            except CheckError as error:
+                return Result(False, "", now_ns() - start, str(error))
         msg = plan.message
         url_error = plan.url_error
 

@@ -18,6 +18,7 @@ from socket import SO_ERROR, SOL_SOCKET
 
 from seesaw_healthcheck.checkers import tls
 from seesaw_healthcheck.checkers.base import (
+    ENDPOINTS,
     CheckError,
     Endpoint,
     Result,
@@ -118,9 +119,13 @@ async def check(checker: TCPChecker, timeout_s: float, sni: str | None = None) -
     try:
         target = checker.target
         try:
-            ep = endpoint(target)
-        except CheckError as error:
-            return Result(False, "TCP connect to (invalid target)", now_ns() - start, str(error))
+            ep = ENDPOINTS[target.ip, target.port]
+        except (KeyError, TypeError):  # first use (or an odd ip type): validate
+            try:
+                ep = endpoint(target)
+            except CheckError as error:
+                msg = "TCP connect to (invalid target)"
+                return Result(False, msg, now_ns() - start, str(error))
         msg = "TCP connect to " + ep.addr
         sock: _socket.socket
         if target.mark:

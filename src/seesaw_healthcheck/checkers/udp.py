@@ -14,6 +14,7 @@ import _socket
 import socket
 
 from seesaw_healthcheck.checkers.base import (
+    ENDPOINTS,
     CheckError,
     Endpoint,
     Result,
@@ -127,16 +128,19 @@ async def check(checker: UDPChecker, timeout_s: float) -> Result:
     if timeout_s > 0:
         limit_deadline(timeout_s)
     try:
+        target = checker.target
         try:
-            ep = endpoint(checker.target)
-        except CheckError as error:
-            return Result(
-                False, "UDP check to <nil>; failed to create socket", elapsed_ns(start), error
-            )
+            ep = ENDPOINTS[target.ip, target.port]
+        except (KeyError, TypeError):  # first use (or an odd ip type): validate
+            try:
+                ep = endpoint(target)
+            except CheckError as error:
+                msg = "UDP check to <nil>; failed to create socket"
+                return Result(False, msg, elapsed_ns(start), error)
         msg = "UDP check to " + ep.addr
         try:
-            if checker.target.mark:
-                sock: _socket.socket = udp_socket(ep.family, checker.target.mark)
+            if target.mark:
+                sock: _socket.socket = udp_socket(ep.family, target.mark)
             else:
                 # A bare _socket.socket skips socket.socket's Python-level __init__ and close.
                 sock = _socket.socket(ep.family, _DGRAM)
