@@ -38,6 +38,7 @@ from tests import gopeer  # noqa: E402
 from seesaw_healthcheck.server.manager import LATENESS_BOUNDS, percentile  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVER_ARGS: list[str] = []  # extra server flags (--server-arg), to isolate a cause
 PY = sys.executable
 
 ACCEPT_LOOP = """
@@ -152,7 +153,7 @@ def run_case(
     with engine, open(log_path, "w") as log:
         server = subprocess.Popen(
             [PY, "-m", "seesaw_healthcheck.cli.healthcheck", "-engine", str(sock),
-             "-stats_file", str(stats_file), "-logtostderr"],
+             "-stats_file", str(stats_file), "-logtostderr", *SERVER_ARGS],
             stderr=log,
             stdout=log,
         )  # fmt: skip
@@ -223,7 +224,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per case")
     parser.add_argument("--only", choices=("10k", "50k"), default=None)
+    parser.add_argument(
+        "--server-arg", action="append", default=[], help="extra server flag (repeatable)"
+    )
     args = parser.parse_args()
+    SERVER_ARGS.extend(args.server_arg)
     if shutil.which("go") is None and not gopeer.BINARY.exists():
         print("server_bench: Go is not installed; skipping (run `make go`)")
         return 0
