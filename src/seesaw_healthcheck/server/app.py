@@ -87,9 +87,15 @@ class Server:
     def _apply(self, configs: Mapping[int, Config | None] | None) -> None:
         """On the reactor thread: apply; when checks were added, take the long-lived
         objects out of the collector's view (else every full collection traverses them).
-        No gc.collect() first: with 50,000 checks it stalls the reactor for ~100 ms."""
+        No gc.collect() first: with 50,000 checks it stalls the reactor for ~100 ms.
+        The periodic re-notify starts with the first fetched set."""
         if self.manager.apply(configs):
             gc.freeze()
+        if not self.manager.notifying:
+            # Half an interval out of phase with the fetches: a full re-notify (encoding
+            # every Status) and a fetch (decoding every Config) are each the server's
+            # largest bursts of work; at the same moment they delay checks far more.
+            self.manager.start_notify_timer(self.manager.notify_interval_s / 2)
 
     def _run_reactor(self) -> None:
         try:
@@ -105,7 +111,6 @@ class Server:
         # Fewer, larger young-generation collections: a check allocates a handful of
         # short-lived containers.
         gc.set_threshold(10_000, 20, 20)
-        self.reactor.call_soon_threadsafe(self.manager.start_notify_timer)
         self._thread = threading.Thread(target=self._run_reactor, name="reactor", daemon=True)
         self._thread.start()
         tasks = [

@@ -461,9 +461,18 @@ class Manager:
         )
         self.queue.put(check.id, check.status())
 
-    def start_notify_timer(self) -> None:
-        self._next_notify = self.reactor.time() + self.notify_interval_s
+    def start_notify_timer(self, first_after_s: float | None = None) -> None:
+        """Re-notify every check every notify interval, the first after ``first_after_s``
+        (default: one interval)."""
+        if self._notify_timer is not None:
+            self._notify_timer.cancel()
+        delay = self.notify_interval_s if first_after_s is None else first_after_s
+        self._next_notify = self.reactor.time() + delay
         self._notify_timer = self.reactor.call_at(self._next_notify, self._notify_all)
+
+    @property
+    def notifying(self) -> bool:
+        return self._notify_timer is not None
 
     def _notify_all(self) -> None:
         self._next_notify += self.notify_interval_s

@@ -37,7 +37,12 @@ class Updater:
         self.failures = 0
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_fetch = loop.time()
         while True:
+            # Fetches keep to a fixed grid (Go sleeps a full interval after each fetch and
+            # drifts), so they stay out of phase with the manager's periodic re-notify.
+            next_fetch += self._interval
             log.info("Getting healthchecks from engine...")
             try:
                 checks = await self._fetch()
@@ -50,12 +55,16 @@ class Updater:
                 text = str(err) or type(err).__name__
                 log.error("SeesawEngine.Healthchecks failed: %s: %s", type(err).__name__, text)
                 await asyncio.sleep(self._retry)
+                next_fetch = loop.time()
                 continue
             self.fetches += 1
             configs = checks.configs
             log.info("Engine returned %d healthchecks", len(configs or {}))
             self._apply(configs)
-            await asyncio.sleep(self._interval)
+            now = loop.time()
+            if next_fetch < now:  # the fetch took longer than an interval: no catching up
+                next_fetch = now
+            await asyncio.sleep(next_fetch - now)
 
 
 def engine_fetcher(engine_socket: str) -> Fetcher:
