@@ -28,6 +28,7 @@ from seesaw_healthcheck.server.check import DRY_RUN_MESSAGE, Check
 from seesaw_healthcheck.server.notifier import CoalescingQueue
 
 log = logging.getLogger(__name__)
+SPREAD_FRACTION = 0.8  # new checks start within this part of their first interval
 
 SECOND = 1_000_000_000
 # Past these a config is a mistake, not a plan (and would overflow timer arithmetic).
@@ -388,10 +389,13 @@ class Manager:
             elif check.config is not config and check.config != config:
                 self._update(check, config, now)
 
-        # Spread the new checks evenly over their first interval: no thundering herd.
+        # Spread the new checks evenly over the first 80% of their interval: no thundering
+        # herd, and every one has run once within an interval of the fetch, the fetch's
+        # own decoding and this diff included.
         count = len(added)
+        start = self.reactor.time()
         for index, check in enumerate(added):
-            check.schedule(now + check.interval_s * index / count)
+            check.schedule(start + SPREAD_FRACTION * check.interval_s * index / count)
             log.info("Starting healthchecker for %d (%s)", check.id, check.describe())
         if stats.runnable and stats.ran_once < stats.runnable:
             stats.all_ran_at = 0.0
