@@ -229,7 +229,7 @@ def limit_deadline(seconds: float) -> None:
     bucket = task.reactor._deadlines.get(seconds)
     if bucket is not None and seconds > 0:  # the common case, inlined
         task.deadline = when
-        bucket.append((when, task))
+        bucket.append(task)
     else:
         task.reactor._tighten(task, seconds)
 
@@ -255,8 +255,12 @@ class Reactor:
         self._heap: list[tuple[float, int, Any]] = []
         # Deadlines of tasks, bucketed by their relative timeout: within one bucket they
         # come in increasing order, so a deque is a priority queue with O(1) push and pop
-        # (a heap of 100,000 pending deadlines costs microseconds per check).
-        self._deadlines: dict[float, deque[tuple[float, Task]]] = {}
+        # (a heap of 100,000 pending deadlines costs microseconds per check). An entry is
+        # the task itself (no tuple per check); its deadline is ``task.deadline``, which
+        # is at most the time it was appended for (deadlines only tighten), so a bucket's
+        # head is due no later than it would have been; a tightened task is also in the
+        # bucket of its new timeout, and found there in time.
+        self._deadlines: dict[float, deque[Task]] = {}
         self._seq = 0
         self._waiters: dict[int, Task] = {}  # fd -> task suspended on it
         self._registered: dict[int, Task | None] = {}  # fd -> task that armed it last
@@ -446,7 +450,7 @@ class Reactor:
                 heapq.heappush(self._heap, (when, self._seq, task))
                 return
             bucket = self._deadlines[seconds] = deque()
-        bucket.append((when, task))
+        bucket.append(task)
 
     def _expire_deadlines(self, now: float) -> None:
         empty = []
@@ -455,10 +459,11 @@ class Reactor:
             # Checks mostly end in the order they started: dropping finished tasks from the
             # head keeps a bucket about as long as the number in flight (and frees them).
             while bucket:
-                when, task = bucket[0]
+                task = bucket[0]
+                when = task.deadline
                 if task.done:
                     bucket.popleft()
-                elif when <= now:
+                elif when is not None and when <= now:  # (an entry's task has a deadline)
                     bucket.popleft()
                     self._timeout(task, when)
                 else:
@@ -472,8 +477,10 @@ class Reactor:
     def _next_deadline(self) -> float | None:
         earliest = None
         for bucket in self._deadlines.values():
-            if bucket and (earliest is None or bucket[0][0] < earliest):
-                earliest = bucket[0][0]
+            if bucket:
+                when = bucket[0].deadline
+                if when is not None and (earliest is None or when < earliest):
+                    earliest = when
         return earliest
 
     def _wake(self, task: Task) -> None:
@@ -646,7 +653,7 @@ class Reactor:
         # Close unfinished tasks now, so their finally blocks close their sockets.
         pending = {id(task): task for task in self._waiters.values()}
         for bucket in self._deadlines.values():
-            pending.update((id(task), task) for _, task in bucket)
+            pending.update((id(task), task) for task in bucket)
         pending.update((id(item), item) for _, _, item in self._heap if isinstance(item, Task))
         pending.update((id(task), task) for task, _ in self._ready)
         for task in pending.values():
