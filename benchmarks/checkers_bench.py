@@ -284,18 +284,25 @@ def main() -> int:
             hand_runs: list[float] = []
             py_runs: list[float] = []
             failures = 0
-            for _ in range(args.rounds):
-                if case.floor and floor is not None:
-                    c_runs.append(run_floor(floor, case.kind, port, count, args.inflight))
-                if case.target:
-                    hand = run_hand_python(case.kind, port, count, args.inflight)
-                    if hand is not None:
-                        hand_runs.append(hand)
-                us, failed, text = run_python(checker, count, args.inflight, 5.0)
-                py_runs.append(us)
-                if failed and not failures:
-                    print(f"  note: {case.kind}: {failed} failed, first: {text}")
-                failures += failed
+
+            # Rotate the order each round: a run leaves ~N sockets in TIME_WAIT and warm
+            # (or cold) kernel caches behind, so whoever always ran last would pay for it.
+            order = ["c", "hand", "ours"]
+            for round_number in range(args.rounds):
+                shift = round_number % len(order)
+                for which in order[shift:] + order[:shift]:
+                    if which == "c" and case.floor and floor is not None:
+                        c_runs.append(run_floor(floor, case.kind, port, count, args.inflight))
+                    elif which == "hand" and case.target:
+                        hand = run_hand_python(case.kind, port, count, args.inflight)
+                        if hand is not None:
+                            hand_runs.append(hand)
+                    elif which == "ours":
+                        us, failed, text = run_python(checker, count, args.inflight, 5.0)
+                        py_runs.append(us)
+                        if failed and not failures:
+                            print(f"  note: {case.kind}: {failed} failed, first: {text}")
+                        failures += failed
             py = statistics.median(py_runs)
             c = statistics.median(c_runs) if c_runs else None
             hand = statistics.median(hand_runs) if hand_runs else None
