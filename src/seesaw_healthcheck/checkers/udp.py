@@ -182,7 +182,6 @@ async def check(checker: UDPChecker, timeout_s: float) -> Result:
             return Result(True, msg, elapsed_ns(start))
         finally:
             sock.close()
-
     except TimeoutError:
         return timed_out(start, timeout_s)
     except Exception as error:
