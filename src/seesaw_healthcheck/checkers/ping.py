@@ -24,8 +24,6 @@ import itertools
 import os
 import socket
 import struct
-import sys
-import threading
 import weakref
 from dataclasses import dataclass
 
@@ -39,7 +37,7 @@ from seesaw_healthcheck.checkers.base import (
     set_mark,
 )
 from seesaw_healthcheck.model import PingChecker, ip_from_bytes
-from seesaw_healthcheck.reactor import Future, Reactor, sleep
+from seesaw_healthcheck.reactor import Future, Reactor, current_reactor, sleep
 
 ICMP4_ECHO_REQUEST = 8
 ICMP4_ECHO_REPLY = 0
@@ -281,29 +279,6 @@ def close_sockets(reactor: Reactor) -> None:
 
 def open_sockets(reactor: Reactor) -> list[EchoSocket]:
     return list(_sockets.get(reactor, {}).values())
-
-
-_last_reactor = threading.local()
-
-
-def current_reactor() -> Reactor:
-    """The reactor running the calling coroutine.
-
-    The reactor has no "current reactor" call (yet), so we find the ``Reactor._step``
-    frame that resumed us on the stack, a few frames up, and remember it per thread while
-    it keeps running there.
-    """
-    cached: Reactor | None = getattr(_last_reactor, "reactor", None)
-    if cached is not None and getattr(cached, "_thread_id", None) == threading.get_ident():
-        return cached
-    frame = sys._getframe(1)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, Reactor):
-            _last_reactor.reactor = candidate
-            return candidate
-        frame = frame.f_back  # type: ignore[assignment]
-    raise RuntimeError("ping checks must run in a task on a seesaw_healthcheck Reactor")
 
 
 @functools.lru_cache(maxsize=4096)
