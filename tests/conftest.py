@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -59,3 +60,25 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def full_accept_queue(host: str = "127.0.0.1") -> Iterator[int]:
+    """A loopback port whose listener's accept queue is full: the kernel drops further
+    SYNs, so a connect() to it hangs until the caller's timeout. Yields the port."""
+    listener = socket.socket()
+    listener.bind((host, 0))
+    listener.listen(0)
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex((host, listener.getsockname()[1]))
+            fillers.append(filler)
+        time.sleep(0.05)
+        yield listener.getsockname()[1]
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

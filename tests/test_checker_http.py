@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 import trustme
+from tests.conftest import full_accept_queue
 from tests.responders.http import HTTPResponder, Route, tls_server_context
 from tests.responders.tcp import TCPResponder
 
@@ -292,25 +292,10 @@ def test_silent_peer_during_tls_handshake_times_out() -> None:
 
 def test_connect_that_never_completes_times_out() -> None:
     # A listener with a full accept queue drops further SYNs: connect() hangs.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    try:
-        for _ in range(3):
-            filler = socket.socket()
-            filler.setblocking(False)
-            filler.connect_ex(("127.0.0.1", port))
-            fillers.append(filler)
-        time.sleep(0.05)
+    with full_accept_queue() as port:
         start = time.monotonic()
         result = run_check(http_checker("127.0.0.1", port), 0.2)
         took = time.monotonic() - start
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
     assert not result.success
     assert str(result) == (
         f'Get "http://127.0.0.1:{port}/": '

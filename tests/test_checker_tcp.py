@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trustme
+from tests.conftest import full_accept_queue
 from tests.responders.http import tls_server_context
 from tests.responders.tcp import TCPResponder
 
@@ -127,25 +128,10 @@ def test_silent_peer_times_out_within_timeout() -> None:
 
 def test_connect_that_never_completes_times_out() -> None:
     # A loopback listener whose accept queue is full drops further SYNs: connect() hangs.
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    try:
-        for _ in range(3):
-            filler = socket.socket()
-            filler.setblocking(False)
-            filler.connect_ex(("127.0.0.1", port))
-            fillers.append(filler)
-        time.sleep(0.05)
+    with full_accept_queue() as port:
         start = time.monotonic()
         result = run_check(tcp_checker("127.0.0.1", port), 0.2)
         took = time.monotonic() - start
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
     assert not result.success
     assert result.message == f"TCP connect to 127.0.0.1:{port}; failed to connect"
     assert "i/o timeout" in str(result)
