@@ -12,6 +12,15 @@ until every check had run once. If the C floor (benchmarks/floor) is built, it a
 the floor's CPU-µs per TCP check in the same run and prints the ratio.
 
 Usage: .venv/bin/python benchmarks/server_bench.py [--window 30] [--only 10k|50k]
+
+Caveat, measured here: every check closes first and leaves a TIME_WAIT socket for 60 s,
+all on one target address and port, whose ~28,000 ephemeral ports run out at 10,000
+connects/s. Most runs reuse them cheaply (loopback tcp_tw_reuse), but some go bistable: the
+port search in connect() eats the CPU and the 50k case collapses to ~4,300 checks/s at
+100% CPU (lateness in seconds). Spreading the targets over 8 or 32 ports (a target process
+each) avoided that but cost the server 60% more CPU per check here (waking idle target
+processes). A production pool has many backends; treat a collapsed run as this artifact
+and rerun after `ss -s` shows the TIME_WAIT count back near zero (60 s).
 """
 
 from __future__ import annotations
