@@ -13,14 +13,13 @@ the floor's CPU-µs per TCP check in the same run and prints the ratio.
 
 Usage: .venv/bin/python benchmarks/server_bench.py [--window 30] [--only 10k|50k]
 
-Caveat, measured here: every check closes first and leaves a TIME_WAIT socket for 60 s,
-all on one target address and port, whose ~28,000 ephemeral ports run out at 10,000
-connects/s. Most runs reuse them cheaply (loopback tcp_tw_reuse), but some go bistable: the
-port search in connect() eats the CPU and the 50k case collapses to ~4,300 checks/s at
-100% CPU (lateness in seconds). Spreading the targets over 8 or 32 ports (a target process
-each) avoided that but cost the server 60% more CPU per check here (waking idle target
-processes). A production pool has many backends; treat a collapsed run as this artifact
-and rerun after `ss -s` shows the TIME_WAIT count back near zero (60 s).
+Caveat, measured here: every check closes first and leaves a TIME_WAIT socket for 60 s.
+On one target address and port the client has ~28,000 ephemeral ports; at 10,000
+connects/s they run out and runs go bistable: the port search in connect() eats the CPU
+(system time ~97%) and the server collapses to ~4,000 checks/s. A real pool has many
+backends, so the target listens on 16 ports (one process, one epoll loop; 8 or 32 processes
+instead cost the server 60% more CPU per check by waking idle processes), and each case
+first waits (up to 65 s) for the machine's TIME_WAIT count to drop below 5,000.
 """
 
 from __future__ import annotations
@@ -76,6 +75,32 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+TIME_WAIT_OK = 5_000  # below this, the ephemeral ports to one target are mostly free
+TIME_WAIT_MAX_WAIT_S = 65.0  # TIME_WAIT lasts 60 s on Linux
+
+
+def time_wait_count() -> int:
+    """TCP sockets in TIME_WAIT on this machine (from /proc/net/sockstat)."""
+    for line in Path("/proc/net/sockstat").read_text().splitlines():
+        if line.startswith("TCP:"):
+            fields = line.split()
+            return int(fields[fields.index("tw") + 1])
+    return 0
+
+
+def wait_for_time_wait_to_drain() -> None:
+    """Let the previous case's TIME_WAIT sockets expire (see the caveat above)."""
+    deadline = time.monotonic() + TIME_WAIT_MAX_WAIT_S
+    count = time_wait_count()
+    if count > TIME_WAIT_OK:
+        print(f"waiting for {count} TIME_WAIT sockets to expire ...", flush=True)
+    while count > TIME_WAIT_OK and time.monotonic() < deadline:
+        time.sleep(1.0)
+        count = time_wait_count()
+    if count > TIME_WAIT_OK:
+        print(f"note: still {count} sockets in TIME_WAIT; figures may be skewed", flush=True)
+
+
 def read_stats(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())  # type: ignore[no-any-return]
@@ -95,43 +120,53 @@ def floor_binary() -> Path | None:
         return None
 
 
+TARGET_PORTS = 16  # see the caveat above
+
+
 class Target:
-    """A TCP accept-and-close target in its own process: the C floor's serve mode, or a
-    Python accept loop without a C compiler."""
+    """A TCP accept-and-close target in its own process, on TARGET_PORTS ports: the C floor's
+    multi-port serve mode, or a Python accept loop on one port without a C compiler."""
 
     def __init__(self, floor: Path | None) -> None:
         if floor is not None:
             self.proc = subprocess.Popen(
-                [str(floor), "serve", "tcp", "127.0.0.1", "0"], stdout=subprocess.PIPE, text=True
+                [str(floor), "serve", "tcp", "127.0.0.1", "0", str(TARGET_PORTS)],
+                stdout=subprocess.PIPE,
+                text=True,
             )
             assert self.proc.stdout is not None
-            self.port = int(self.proc.stdout.readline().strip().partition("=")[2])
-            self.kind = "C floor serve tcp"
+            self.ports = [
+                int(self.proc.stdout.readline().strip().partition("=")[2])
+                for _ in range(TARGET_PORTS)
+            ]
+            self.kind = f"C floor serve tcp, {TARGET_PORTS} ports"
         else:
             self.proc = subprocess.Popen([PY, "-c", ACCEPT_LOOP], stdout=subprocess.PIPE, text=True)
             assert self.proc.stdout is not None
-            self.port = int(self.proc.stdout.readline())
-            self.kind = "python accept loop"
+            self.ports = [int(self.proc.stdout.readline())]
+            self.kind = "python accept loop, 1 port"
 
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait(5)
 
 
-FLOOR_CHECKS = 30_000
+FLOOR_CHECKS = 20_000
 # The server at 10,000 checks/s has about one check in flight at a time, so the floor with
 # 1 in flight is the like-for-like one; 10 in flight (amortised epoll wake-ups) is shown too.
 FLOOR_IN_FLIGHT = (1, 10)
 
 
-def floor_tcp_us(floor: Path | None, target_port: int, in_flight: int) -> float | None:
-    """The C floor's CPU-µs per TCP check against the same target (median of 3 runs)."""
+def floor_tcp_us(floor: Path | None, target_ports: list[int], in_flight: int) -> float | None:
+    """The C floor's CPU-µs per TCP check against the same target (median of 3 runs, each
+    on a port of its own)."""
     if floor is None:
         return None
     runs = []
-    for _ in range(3):
+    for run in range(3):
+        port = target_ports[(in_flight + run) % len(target_ports)]
         out = subprocess.run(
-            [str(floor), "check", "tcp", "127.0.0.1", str(target_port),
+            [str(floor), "check", "tcp", "127.0.0.1", str(port),
              str(FLOOR_CHECKS), str(in_flight)],
             capture_output=True, text=True, timeout=120, check=True,
         ).stdout  # fmt: skip
@@ -145,19 +180,17 @@ def run_case(
 ) -> dict[str, Any]:
     sock = tmp / f"engine-{name}.sock"
     stats_file = tmp / f"stats-{name}.json"
-    if interval == "1s":
-        engine = gopeer.GoEngine(sock, configs=n, port=target.port)
-    else:
-        checks = tmp / f"checks-{name}.json"
-        gopeer.write_checks_file(
-            checks,
-            [
-                {"id": i, "interval": interval, "timeout": "1s", "type": "tcp",
-                 "ip": "127.0.0.1", "port": target.port}
-                for i in range(1, n + 1)
-            ],
-        )  # fmt: skip
-        engine = gopeer.GoEngine(sock, checks_file=checks)
+    checks = tmp / f"checks-{name}.json"
+    ports = target.ports
+    gopeer.write_checks_file(
+        checks,
+        [
+            {"id": i, "interval": interval, "timeout": "1s", "type": "tcp",
+             "ip": "127.0.0.1", "port": ports[i % len(ports)]}
+            for i in range(1, n + 1)
+        ],
+    )  # fmt: skip
+    engine = gopeer.GoEngine(sock, checks_file=checks)
     log_path = tmp / f"server-{name}.log"
     with engine, open(log_path, "w") as log:
         server = subprocess.Popen(
@@ -250,9 +283,10 @@ def main() -> int:
         cases = [("10k", 10_000, "1s"), ("50k", 50_000, "5s")]
         for name, n, interval in cases:
             if args.only in (None, name):
+                wait_for_time_wait_to_drain()
                 print(f"running {name}: {n} TCP checks every {interval} ...", flush=True)
                 results.append(run_case(name, n, interval, args.window, target, tmp))
-        floors = {k: floor_tcp_us(floor, target.port, k) for k in FLOOR_IN_FLIGHT}
+        floors = {k: floor_tcp_us(floor, target.ports, k) for k in FLOOR_IN_FLIGHT}
     finally:
         target.close()
         shutil.rmtree(tmp, ignore_errors=True)

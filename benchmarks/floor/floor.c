@@ -9,6 +9,8 @@
  *       tcp: accept and close. http: read a request, answer 200 with "ok\n", close.
  *       udp: echo each datagram. dns: answer an A query with 127.0.0.1.
  *       Prints "port=N" once listening (PORT 0 picks one), serves until killed.
+ *   floor serve tcp HOST 0 COUNT
+ *       The same on COUNT ephemeral ports in one epoll loop, a "port=N" line each.
  *
  * Built by benchmarks/checkers_bench.py: gcc -O2 -o build/floor/floor floor.c
  */
@@ -293,10 +295,47 @@ static int serve(const char *host, int port) {
     return 0;
 }
 
+/* tcp on COUNT ephemeral ports in one process: one "port=N" line each, then one epoll loop
+ * accepting and closing on all of them. Spreading a load over ports spreads the client's
+ * TIME_WAIT sockets over as many 4-tuple spaces (one port runs out at ~28,000 / 60 s). */
+static int serve_tcp_ports(const char *host, int count) {
+    int sep = epoll_create1(EPOLL_CLOEXEC);
+    for (int i = 0; i < count; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = make_addr(host, 0, &ss);
+        int lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (bind(lfd, (struct sockaddr *)&ss, len) < 0) die("bind");
+        if (listen(lfd, 4096) < 0) die("listen");
+        len = sizeof ss;
+        getsockname(lfd, (struct sockaddr *)&ss, &len);
+        printf("port=%d\n", ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                           : ((struct sockaddr_in6 *)&ss)->sin6_port));
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
+        epoll_ctl(sep, EPOLL_CTL_ADD, lfd, &ev);
+    }
+    fflush(stdout);
+    struct epoll_event events[256];
+    for (;;) {
+        int got = epoll_wait(sep, events, 256, -1);
+        for (int i = 0; i < got; i++) {
+            for (;;) {
+                int c = accept4(events[i].data.fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0) break;
+                close(c);
+            }
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 7 && !strcmp(argv[1], "check")) {
         kind = parse_kind(argv[2]);
         return run_checks(argv[3], atoi(argv[4]), atol(argv[5]), atoi(argv[6]));
+    }
+    if (argc == 6 && !strcmp(argv[1], "serve") && !strcmp(argv[2], "tcp")) {
+        kind = TCP;
+        return serve_tcp_ports(argv[3], atoi(argv[5]));
     }
     if (argc == 5 && !strcmp(argv[1], "serve")) {
         kind = parse_kind(argv[2]);
@@ -304,7 +343,8 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr,
             "usage: %s check tcp|http|udp|dns HOST PORT N K\n"
-            "       %s serve tcp|http|udp|dns HOST PORT\n",
-            argv[0], argv[0]);
+            "       %s serve tcp|http|udp|dns HOST PORT\n"
+            "       %s serve tcp HOST 0 COUNT\n",
+            argv[0], argv[0], argv[0]);
     return 2;
 }
