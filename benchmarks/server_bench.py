@@ -64,8 +64,14 @@ while True:
 
 
 def cpu_seconds(pid: int) -> float:
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process (utime, stime)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def rss_mib(pid: int) -> float:
@@ -232,6 +238,7 @@ def measure(
     assert stats is not None
     all_ran_after = stats["all_ran_after_s"]
     time.sleep(2.0)  # let the startup logging and the first full fetch settle
+    sys0 = cpu_split(server.pid)[1]
     s0, c0, t0 = read_stats(stats_file), cpu_seconds(server.pid), time.monotonic()
     rss_samples = []
     while time.monotonic() - t0 < window_s:
@@ -239,6 +246,7 @@ def measure(
         rss_samples.append(rss_mib(server.pid))
     time.sleep(1.1)  # the stats file is rewritten every second
     s1, c1, t1 = read_stats(stats_file), cpu_seconds(server.pid), time.monotonic()
+    sys1 = cpu_split(server.pid)[1]
     assert s0 and s1
     checks = s1["checks_run"] - s0["checks_run"]
     elapsed = s1["now"] - s0["now"]
@@ -251,6 +259,7 @@ def measure(
         "checks_per_s": checks / elapsed,
         "cpu_us_per_check": (c1 - c0) / checks * 1e6 if checks else float("nan"),
         "cpu_percent": (c1 - c0) / (t1 - t0) * 100,
+        "system_share": (sys1 - sys0) / (c1 - c0) if c1 > c0 else float("nan"),
         "rss_mib_median": statistics.median(rss_samples),
         "rss_mib_max": max(rss_samples),
         "lateness_p50_ms": percentile(LATENESS_BOUNDS, counts, 0.50) * 1e3,
@@ -292,14 +301,15 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"target: {target.kind}; window {args.window:g} s per case")
     header = (
-        f"{'case':>5} {'checks/s':>9} {'CPU-us/check':>12} {'CPU%':>6} {'RSS MiB':>8} "
+        f"{'case':>5} {'checks/s':>9} {'CPU-us/check':>12} {'CPU%':>6} {'sys%':>5} {'RSS MiB':>8} "
         f"{'late p50 ms':>11} {'late p99 ms':>11} {'all ran (s)':>11} {'skipped':>8}"
     )
     print(header)
     for r in results:
         print(
             f"{r['case']:>5} {r['checks_per_s']:9.0f} {r['cpu_us_per_check']:12.1f} "
-            f"{r['cpu_percent']:6.1f} {r['rss_mib_max']:8.1f} {r['lateness_p50_ms']:11.3f} "
+            f"{r['cpu_percent']:6.1f} {r['system_share'] * 100:5.0f} {r['rss_mib_max']:8.1f} "
+            f"{r['lateness_p50_ms']:11.3f} "
             f"{r['lateness_p99_ms']:11.3f} {r['all_ran_once_after_s']:11.2f} "
             f"{r['skipped_busy'] + r['skipped_late']:8d}"
         )
