@@ -10,9 +10,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trustme
 from tests import gopeer as _gopeer
+
+from seesaw_healthcheck import checkers
+from seesaw_healthcheck.checkers import Result, tls
+from seesaw_healthcheck.reactor import Reactor
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +88,23 @@ def full_accept_queue(host: str = "127.0.0.1") -> Iterator[int]:
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+def run_check(checker: Any, timeout_s: float = 1.0) -> Result:
+    """One check to completion on a fresh reactor."""
+    with Reactor() as reactor:
+        return reactor.run(checkers.run(checker, timeout_s))
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def trusted_ca(ca: trustme.CA, tmp_path: Path) -> Iterator[trustme.CA]:
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    tls.trust(str(cafile))
+    yield ca
+    tls.trust(None)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import dns.flags
 import dns.message
 import pytest
+from tests.conftest import run_check
 from tests.responders.dns import DNSResponder
 
-from seesaw_healthcheck import checkers
 from seesaw_healthcheck.checkers import dns as dns_check
-from seesaw_healthcheck.checkers.base import Result
 from seesaw_healthcheck.model import DNSChecker, DNSQuestion, Proto, Target, ip_to_bytes
-from seesaw_healthcheck.reactor import Reactor
 
 HOSTS = ["127.0.0.1", "::1"]
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV = 1, 2, 5, 6, 12, 15, 16, 28, 33
@@ -80,11 +77,6 @@ def dns_checker(
         question=DNSQuestion(name=name, qtype=qtype, qclass=qclass),
         answer=answer,
     )
-
-
-def run_check(checker: Any, timeout_s: float = 1.0) -> Result:
-    with Reactor() as reactor:
-        return reactor.run(checkers.run(checker, timeout_s))
 
 
 @pytest.mark.parametrize("host", HOSTS)

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
-from tests.conftest import full_accept_queue
+from tests.conftest import full_accept_queue, run_check
 from tests.responders.http import HTTPResponder, Route, tls_server_context
 from tests.responders.tcp import TCPResponder
 
 from seesaw_healthcheck import checkers
-from seesaw_healthcheck.checkers import tls
-from seesaw_healthcheck.checkers.base import CheckError, Result
+from seesaw_healthcheck.checkers.base import CheckError
 from seesaw_healthcheck.checkers.http import parse_head
 from seesaw_healthcheck.model import HTTPChecker, Mode, Proto, Target, ip_to_bytes
-from seesaw_healthcheck.reactor import Reactor
 
 HOSTS = ["127.0.0.1", "::1"]
 
@@ -38,25 +34,6 @@ def http_checker(host: str, port: int, **kwargs: Any) -> HTTPChecker:
     fields.update(kwargs)
     target = Target(ip=ip_to_bytes(host), port=port, proto=Proto.TCP)
     return HTTPChecker(target=target, **fields)
-
-
-def run_check(checker: Any, timeout_s: float = 1.0) -> Result:
-    with Reactor() as reactor:
-        return reactor.run(checkers.run(checker, timeout_s))
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def trusted_ca(ca: trustme.CA, tmp_path: Path) -> Iterator[trustme.CA]:
-    cafile = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(cafile))
-    tls.trust(str(cafile))
-    yield ca
-    tls.trust(None)
 
 
 # Seesaw's healthcheck_test.go httpTests: (method, request, response, code, expected).

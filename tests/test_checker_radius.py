@@ -8,13 +8,11 @@ from typing import Any
 
 import pyrad.packet
 import pytest
+from tests.conftest import run_check
 from tests.responders.radius import RADIUSResponder
 
-from seesaw_healthcheck import checkers
 from seesaw_healthcheck.checkers import radius
-from seesaw_healthcheck.checkers.base import Result
 from seesaw_healthcheck.model import Proto, RADIUSChecker, Target, ip_to_bytes
-from seesaw_healthcheck.reactor import Reactor
 
 HOSTS = ["127.0.0.1", "::1"]
 AUTH1 = bytes(range(16))
@@ -136,11 +134,6 @@ def test_bad_packets_are_decode_errors(data: bytes) -> None:
 
 def radius_checker(host: str, port: int, **kwargs: Any) -> RADIUSChecker:
     return RADIUSChecker(target=Target(ip=ip_to_bytes(host), port=port, proto=Proto.UDP), **kwargs)
-
-
-def run_check(checker: Any, timeout_s: float = 1.0) -> Result:
-    with Reactor() as reactor:
-        return reactor.run(checkers.run(checker, timeout_s))
 
 
 USERS = {"alice": ("wonderland", "accept"), "bob": ("builder", "challenge")}

@@ -6,18 +6,15 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
-from tests.conftest import full_accept_queue
+from tests.conftest import full_accept_queue, run_check
 from tests.responders.http import tls_server_context
 from tests.responders.tcp import TCPResponder
 
 from seesaw_healthcheck import checkers
-from seesaw_healthcheck.checkers import tls
 from seesaw_healthcheck.checkers.base import Result
 from seesaw_healthcheck.model import Mode, Proto, Target, TCPChecker, ip_to_bytes
 from seesaw_healthcheck.reactor import Reactor
@@ -29,30 +26,11 @@ def tcp_checker(host: str, port: int, **kwargs: Any) -> TCPChecker:
     return TCPChecker(target=Target(ip=ip_to_bytes(host), port=port, proto=Proto.TCP), **kwargs)
 
 
-def run_check(checker: Any, timeout_s: float = 1.0) -> Result:
-    with Reactor() as reactor:
-        return reactor.run(checkers.run(checker, timeout_s))
-
-
 def free_port(host: str) -> int:
     """A port nothing listens on (bound then closed)."""
     with TCPResponder(host) as responder:
         port = responder.port
     return port
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def trusted_ca(ca: trustme.CA, tmp_path: Path) -> Iterator[trustme.CA]:
-    cafile = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(cafile))
-    tls.trust(str(cafile))
-    yield ca
-    tls.trust(None)
 
 
 # Seesaw's healthcheck_test.go tcpTests: (send, receive, expected success).

@@ -7,13 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from tests.conftest import run_check
 from tests.responders.udp import UDPEchoResponder
 
-from seesaw_healthcheck import checkers
 from seesaw_healthcheck.checkers import udp
-from seesaw_healthcheck.checkers.base import Result
 from seesaw_healthcheck.model import Mode, Proto, Target, UDPChecker, ip_to_bytes
-from seesaw_healthcheck.reactor import Reactor
 
 HOSTS = ["127.0.0.1", "::1"]
 
@@ -34,11 +32,6 @@ SEESAW_UDP_TESTS = [
 
 def udp_checker(host: str, port: int, **kwargs: Any) -> UDPChecker:
     return UDPChecker(target=Target(ip=ip_to_bytes(host), port=port, proto=Proto.UDP), **kwargs)
-
-
-def run_check(checker: Any, timeout_s: float = 1.0) -> Result:
-    with Reactor() as reactor:
-        return reactor.run(checkers.run(checker, timeout_s))
 
 
 @pytest.mark.parametrize("host", HOSTS)
