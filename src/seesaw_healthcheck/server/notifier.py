@@ -231,8 +231,10 @@ def engine_sender(engine_socket: str) -> Sender:
     """SeesawEngine.HealthState over a fresh connection per batch, as Seesaw does."""
     from seesaw_healthcheck import rpc, schema
 
+    ctx = Context.trusted()  # the process's identity: read the user database once
+
     async def send(batch: list[Notification]) -> None:
-        args = HealthState(ctx=Context.trusted(), notifications=batch)
+        args = HealthState(ctx=ctx, notifications=batch)
         await rpc.call(
             engine_socket,
             schema.HEALTH_STATE_METHOD,
