@@ -29,7 +29,6 @@ import heapq
 import logging
 import os
 import select
-import threading
 import time as _time
 import types
 from collections import deque
@@ -282,7 +281,6 @@ class Reactor:
         self._epoll.register(self._wake_fd, EPOLLIN)
         self._running = False
         self._closed = False
-        self._thread_id: int | None = None
 
     # --- time and timers -------------------------------------------------------------
 
@@ -549,7 +547,6 @@ class Reactor:
         if self._running:
             raise RuntimeError("reactor is already running")
         self._running = True
-        self._thread_id = threading.get_ident()
         heap = self._heap
         deadlines = self._deadlines
         waiters = self._waiters
@@ -623,7 +620,6 @@ class Reactor:
                             self._timeout(item, when)
         finally:
             self._running = False
-            self._thread_id = None
 
     def stop(self) -> None:
         """Make ``run_forever`` return soon; callable from any thread."""

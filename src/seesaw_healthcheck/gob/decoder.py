@@ -53,6 +53,7 @@ from .wire import (
     STRUCT_T,
     TEXT_MARSHALER_T,
     WireType,
+    bits_float,
 )
 
 Op = Callable[[bytes, int], tuple[Any, int]]
@@ -64,7 +65,6 @@ MAX_TYPES = 100_000  # type definitions one stream may make
 MAX_NAME = 1024  # Go's limit on an interface's concrete type name
 FIRST_DEFINABLE_ID = 64  # Go refuses definitions below firstUserId
 
-_F64 = struct.Struct("<d")
 _F32 = struct.Struct("<f")
 _MAX_F32 = 3.4028234663852886e38
 
@@ -125,10 +125,6 @@ def read_int(data: bytes, pos: int) -> tuple[int, int]:
     else:
         x, pos = _uint_slow(data, pos)
     return (~(x >> 1) if x & 1 else x >> 1), pos
-
-
-def _bits_float(x: int) -> float:
-    return float(_F64.unpack(x.to_bytes(8, "big"))[0])
 
 
 def _to_f32(f: float, pos: int) -> float:
@@ -653,7 +649,7 @@ class Decoder:
 
             def op_float(data: bytes, pos: int) -> tuple[Any, int]:
                 x, p = read_uint(data, pos)
-                f = _bits_float(x)
+                f = bits_float(x)
                 return (_to_f32(f, pos) if f32 else f), p
             return op_float
         if isinstance(t, Complex):
@@ -662,7 +658,7 @@ class Decoder:
             def op_complex(data: bytes, pos: int) -> tuple[Any, int]:
                 x, p = read_uint(data, pos)
                 y, p = read_uint(data, p)
-                re, im = _bits_float(x), _bits_float(y)
+                re, im = bits_float(x), bits_float(y)
                 if c64:
                     re, im = _to_f32(re, pos), _to_f32(im, pos)
                 return complex(re, im), p

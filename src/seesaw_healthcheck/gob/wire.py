@@ -37,12 +37,6 @@ def put_string(buf: bytearray, s: bytes) -> None:
     buf += s
 
 
-def uint_bytes(x: int) -> bytes:
-    out = bytearray()
-    put_uint(out, x)
-    return bytes(out)
-
-
 # wireType field numbers (Go's type.go; the order is part of the wire format).
 ARRAY_T, SLICE_T, STRUCT_T, MAP_T, GOB_ENCODER_T, BINARY_MARSHALER_T, TEXT_MARSHALER_T = range(7)
 KIND_NAMES = ("array", "slice", "struct", "map", "gob", "binary", "text")

@@ -36,7 +36,7 @@ STOP_GRACE_S = 0.5  # how long the reactor thread gets to finish after a stop si
 # The reactor releases the GIL at every epoll call; while the asyncio thread decodes a big
 # fetch or encodes a full re-notification, the reactor waits up to the switch interval
 # (5 ms by default) each time it wants the GIL back, and its checks start late.
-SWITCH_INTERVAL_S = float(os.environ.get("SEESAW_HC_SWITCH_INTERVAL", "0.001"))
+SWITCH_INTERVAL_S = 0.001
 
 
 def raise_nofile_limit() -> int:
