@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from seesaw_healthcheck import reactor as reactor_module
 from seesaw_healthcheck.reactor import (
     Future,
     Reactor,
@@ -339,3 +341,97 @@ def test_timed_out_task_may_start_work_with_a_new_timeout(reactor: Reactor) -> N
     reactor.call_later(0.2, reactor.stop)
     reactor.run_forever()
     assert outcomes == ["timed out after 0.02", "timed out after 0.03"]
+
+
+@pytest.fixture
+def many_fds() -> Iterator[None]:
+    """Room for a few thousand sockets (the soft limit is often 1024)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    if want < 4096:
+        pytest.skip(f"needs 4096 file descriptors, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_answers_that_came_in_time_are_read_before_deadlines_after_a_stall(
+    reactor: Reactor, many_fds: None
+) -> None:
+    """A stalled loop (here a blocking callback) must not fail tasks whose fds became ready
+    before their deadlines: more than one epoll batch of them is read before any deadline
+    is judged."""
+    count = reactor_module.MAX_EVENTS + 500
+    pairs = [socket.socketpair() for _ in range(count)]
+    got: list[object] = []
+
+    async def wait_for_byte(sock: socket.socket) -> bytes:
+        limit_deadline(0.2)
+        await readable(sock)
+        return sock.recv(1)
+
+    def answer_all_then_stall() -> None:
+        for _, peer in pairs:
+            peer.send(b"x")
+        time.sleep(0.4)  # past every task's deadline, with every answer already there
+
+    try:
+        for sock, _ in pairs:
+            reactor.spawn(wait_for_byte(sock), on_done=got.append)
+        reactor.call_later(0.01, answer_all_then_stall)
+        reactor.call_later(0.6, reactor.stop)
+        reactor.run_forever()
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+    timeouts = sum(isinstance(outcome, TimeoutError) for outcome in got)
+    assert timeouts == 0
+    assert got == [b"x"] * count
+
+
+def test_a_burst_of_due_timers_starts_in_batches_between_polls(reactor: Reactor) -> None:
+    """Thousands of timers due at once (a loop that fell behind) start at most TIMER_BATCH
+    tasks before the loop polls again, so answers are read between starts."""
+    batch = reactor_module.TIMER_BATCH
+    in_flight = 0
+    most_in_flight = 0
+    finished = 0
+    a, b = socket.socketpair()
+    b.send(b"x")  # a is readable for good: each task waits one poll, no more
+
+    def start() -> None:
+        nonlocal in_flight, most_in_flight
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        # Each waits on its own dup of the fd: one waiter per fd.
+        dup = socket.socket(fileno=os.dup(a.fileno()))
+
+        async def wait_then_close() -> None:
+            try:
+                await one_wait_on(dup)
+            finally:
+                dup.close()
+
+        reactor.spawn(wait_then_close())
+
+    async def one_wait_on(sock: socket.socket) -> None:
+        nonlocal in_flight, finished
+        await readable(sock)
+        in_flight -= 1
+        finished += 1
+
+    now = reactor.time()
+    total = batch * 4
+    for _ in range(total):
+        reactor.call_at(now + 0.01, start)
+    reactor.call_later(0.5, reactor.stop)
+    try:
+        reactor.run_forever()
+    finally:
+        a.close()
+        b.close()
+    assert finished == total
+    assert most_in_flight <= batch

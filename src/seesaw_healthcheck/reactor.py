@@ -60,6 +60,12 @@ _WRITE_ONESHOT = EPOLLOUT | _ONESHOT
 
 _monotonic = _time.monotonic
 _MAX_DEADLINE_BUCKETS = 64  # distinct timeouts; beyond that, deadlines go to the heap
+# Per loop turn: at most this many epoll events, and at most this many due timers before
+# polling again. When the loop falls behind (a burst of due checks, a stall of the
+# interpreter lock), this keeps finishing the checks already in flight between starting
+# new ones, instead of starting thousands and reading their answers after their deadlines.
+MAX_EVENTS = 1024
+TIMER_BATCH = 256
 
 
 class Timer:
@@ -557,9 +563,10 @@ class Reactor:
         wake_fd = self._wake_fd
         step = self._step
         heappop = heapq.heappop
+        more_due = False  # timers left due after the last turn's batch
         try:
             while self._running and (task is None or not task.done):
-                if ready or threadsafe:
+                if ready or threadsafe or more_due:
                     timeout = 0.0
                 else:
                     due = heap[0][0] if heap else None
@@ -573,7 +580,8 @@ class Reactor:
                         timeout = due - _monotonic()
                         if timeout < 0:
                             timeout = 0.0
-                for fd, _ in poll(timeout):
+                events = poll(timeout, MAX_EVENTS)
+                for fd, _ in events:
                     waiter = waiters.pop(fd, None)
                     if waiter is not None:
                         waiter.wait = None
@@ -603,20 +611,32 @@ class Reactor:
                     if waiter.wait is fut and not waiter.done:
                         waiter.wait = None
                         step(waiter, TimeoutError() if waiter.timed_out else None)
+                if len(events) == MAX_EVENTS:
+                    # More may be ready: read those before judging any deadline, so a
+                    # check whose answer came in time is not failed for our own delay.
+                    more_due = True
+                    continue
                 if deadlines:
                     self._expire_deadlines(_monotonic())
+                more_due = False
                 if heap:
                     now = _monotonic()
+                    budget = TIMER_BATCH
                     while heap and heap[0][0] <= now:
+                        if not budget:
+                            more_due = True
+                            break
                         when, _, item = heappop(heap)
                         if item.__class__ is Timer:
                             if not item.cancelled:
+                                budget -= 1
                                 item.cancelled = True  # fired: a late cancel() is harmless
                                 try:
                                     item.callback()
                                 except Exception:
                                     log.exception("timer callback failed")
                         else:
+                            budget -= 1
                             self._timeout(item, when)
         finally:
             self._running = False
