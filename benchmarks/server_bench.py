@@ -276,6 +276,9 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per case")
     parser.add_argument("--only", choices=("10k", "50k"), default=None)
     parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (server logs, stats)"
+    )
+    parser.add_argument(
         "--server-arg", action="append", default=[], help="extra server flag (repeatable)"
     )
     args = parser.parse_args()
@@ -298,7 +301,10 @@ def main() -> int:
         floors = {k: floor_tcp_us(floor, target.ports, k) for k in FLOOR_IN_FLIGHT}
     finally:
         target.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"kept {tmp} (server-<case>.log, stats-<case>.json)")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(f"target: {target.kind}; window {args.window:g} s per case")
     header = (
         f"{'case':>5} {'checks/s':>9} {'CPU-us/check':>12} {'CPU%':>6} {'sys%':>5} {'RSS MiB':>8} "

@@ -47,15 +47,15 @@ class RecordingQueue(CoalescingQueue):
 
 
 @contextlib.contextmanager
-def running_manager(dry_run: bool = False, notify_s: float = 60.0) -> Iterator[
-    tuple[Manager, RecordingQueue, Callable[[Callable[[], Any]], Any]]
-]:  # fmt: skip
+def running_manager(
+    dry_run: bool = False, notify_s: float = 60.0, run_check: Any = checkers.run
+) -> Iterator[tuple[Manager, RecordingQueue, Callable[[Callable[[], Any]], Any]]]:
     reactor = Reactor()
     queue = RecordingQueue()
     manager = Manager(
         reactor,
         queue,
-        run_check=checkers.run,
+        run_check=run_check,
         timeout_for=checkers.timeout_for,
         describe=checkers.describe,
         dry_run=dry_run,
@@ -174,6 +174,40 @@ def test_checks_reach_states_spread_and_on_schedule():
         assert stats.all_ran_at - stats.first_config_at > 0.1
         assert stats.max_lateness < 0.25
         assert stats.skipped_busy == 0
+
+
+class _Passed:
+    success = True
+    duration_ns = 0
+
+    def __str__(self) -> str:
+        return "ok"
+
+
+def test_first_round_ends_within_an_interval_of_the_fetch_then_phases_even():
+    """A fetch that took 0.3 s of a 1 s interval: the new checks' first runs still all come
+    within the interval after the fetch was sent (spread, not a herd); from the second run
+    on, check k of n runs at fetch + (k/n + r) intervals: an even load over the interval."""
+    runs: dict[int, list[float]] = {}
+
+    async def record(checker: TCPChecker, timeout_s: float) -> _Passed:
+        runs.setdefault(checker.target.port, []).append(time.monotonic())
+        return _Passed()
+
+    count = 100
+    with running_manager(run_check=record) as (manager, _, on_reactor):
+        configs = {i: tcp(i, i, interval_ms=1000) for i in range(1, count + 1)}
+        requested_at = time.monotonic() - 0.3
+        on_reactor(lambda: manager.apply(configs, requested_at))
+        wait_for(lambda: all(len(runs.get(i, ())) >= 3 for i in configs), timeout=6)
+    firsts = [runs[i][0] for i in configs]
+    assert max(firsts) - requested_at <= 0.95 + 0.03  # + lateness on a loaded machine
+    assert max(firsts) - min(firsts) > 0.5  # spread over what was left of the interval
+    assert manager.stats.first_config_at == requested_at
+    for i in configs:
+        phase = requested_at + (i - 1) / count
+        assert runs[i][1] - (phase + 1.0) == pytest.approx(0, abs=0.03), i
+        assert runs[i][2] - (phase + 2.0) == pytest.approx(0, abs=0.03), i
 
 
 def test_remove_add_update_keep_counters():

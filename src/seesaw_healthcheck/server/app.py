@@ -81,15 +81,17 @@ class Server:
         )
         self._thread: threading.Thread | None = None
 
-    def _hand_to_manager(self, configs: Mapping[int, Config | None] | None) -> None:
-        self.reactor.call_soon_threadsafe(lambda: self._apply(configs))
+    def _hand_to_manager(
+        self, configs: Mapping[int, Config | None] | None, requested_at: float
+    ) -> None:
+        self.reactor.call_soon_threadsafe(lambda: self._apply(configs, requested_at))
 
-    def _apply(self, configs: Mapping[int, Config | None] | None) -> None:
+    def _apply(self, configs: Mapping[int, Config | None] | None, requested_at: float) -> None:
         """On the reactor thread: apply; when checks were added, take the long-lived
         objects out of the collector's view (else every full collection traverses them).
         No gc.collect() first: with 50,000 checks it stalls the reactor for ~100 ms.
         The periodic re-notify starts with the first fetched set."""
-        if self.manager.apply(configs):
+        if self.manager.apply(configs, requested_at):
             gc.freeze()
         if not self.manager.notifying:
             # Half an interval out of phase with the fetches: a full re-notify (encoding

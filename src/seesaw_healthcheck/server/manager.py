@@ -35,6 +35,9 @@ MAX_INTERVAL_NS = 7 * 24 * 3600 * SECOND
 MAX_TIMEOUT_NS = 24 * 3600 * SECOND
 MAX_RETRIES = 2**31 - 1
 
+# New checks all run once within this share of their interval after the fetch.
+FIRST_ROUND_SHARE = 0.95
+
 # Full re-notification is chunked so the reactor keeps running checks in between.
 NOTIFY_CHUNK = 1000
 
@@ -205,6 +208,7 @@ class ScheduledCheck(Check):
         "manager",
         "next_slot",
         "problem",
+        "rephase",
         "running",
         "start_time",
         "task",
@@ -220,6 +224,7 @@ class ScheduledCheck(Check):
         self.timeout_s = 0.0
         self.problem: str | None = "not configured yet"
         self.next_slot = 0.0
+        self.rephase = 0.0  # taken off the second slot once: from the first round's phase
         self.timer: TimerHandle | None = None
         self.task: TaskHandle | None = None
         self.running = False
@@ -232,10 +237,13 @@ class ScheduledCheck(Check):
             return f"not running: {self.problem}"
         return self.manager.describe(self.checker)
 
-    def schedule(self, first_slot: float) -> None:
+    def schedule(self, first_slot: float, rephase: float = 0.0) -> None:
+        """Run first at ``first_slot``; the second slot comes one interval less
+        ``rephase`` after it, and every later one an interval after the one before."""
         self._fire_cb = self._fire
         self._done_cb = self._done
         self.next_slot = first_slot
+        self.rephase = rephase
         self.timer = self.manager.reactor.call_at(first_slot, self._fire_cb)
 
     def stop(self) -> None:
@@ -258,6 +266,9 @@ class ScheduledCheck(Check):
         slot = self.next_slot
         interval = self.interval_s
         following = slot + interval
+        if self.rephase:
+            following -= self.rephase
+            self.rephase = 0.0
         if following <= now:
             # Behind by whole intervals: skip them rather than run a burst.
             missed = int((now - slot) / interval)
@@ -350,17 +361,23 @@ class Manager:
 
     # -- configs ----------------------------------------------------------------------
 
-    def apply(self, configs: Mapping[int, Config | None] | None) -> int:
+    def apply(
+        self, configs: Mapping[int, Config | None] | None, requested_at: float | None = None
+    ) -> int:
         """Make the running checks match ``configs`` (None or empty: stop them all).
 
-        Returns how many checks were added.
+        ``requested_at`` is when the fetch that brought them was sent (reactor clock; default
+        now): new checks all run once within one interval of it. Returns how many checks
+        were added.
         """
         configs = configs or {}
         checks = self.checks
         stats = self.stats
         now = self.reactor.time()
+        if requested_at is None or requested_at > now:
+            requested_at = now
         if configs and not stats.first_config_at:
-            stats.first_config_at = now
+            stats.first_config_at = requested_at
         self.debug = log.isEnabledFor(logging.DEBUG)
 
         removed = [check_id for check_id in checks if check_id not in configs]
@@ -388,15 +405,19 @@ class Manager:
             elif check.config is not config and check.config != config:
                 self._update(check, config, now)
 
-        # Spread the new checks evenly over their first interval, from the end of this diff
-        # (which takes ~0.1 s for 10,000 new checks): no thundering herd, and an even load
-        # for good, since each check keeps the phase of its first slot. (Spreading over
-        # less than the interval compresses every later round too: at 50,000 checks that
-        # overloads the reactor.)
+        # New checks start evenly spread (no thundering herd) and every one has run once
+        # within an interval of the fetch: the first runs fill what is left of that interval
+        # after the fetch and this diff (less a margin for the runs themselves). From the
+        # second run on, each keeps its even phase over the whole interval, counted from
+        # the fetch, so the steady load is flat, not squeezed like the first round.
         count = len(added)
         start = self.reactor.time()
         for index, check in enumerate(added):
-            check.schedule(start + check.interval_s * index / count)
+            interval = check.interval_s
+            share = index / count
+            window = max(requested_at + FIRST_ROUND_SHARE * interval - start, interval / 2)
+            first = start + window * share
+            check.schedule(first, rephase=first - (requested_at + interval * share))
             log.info("Starting healthchecker for %d (%s)", check.id, check.describe())
         if stats.runnable and stats.ran_once < stats.runnable:
             stats.all_ran_at = 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from seesaw_healthcheck.model import Checks, Config, Context
@@ -16,7 +17,8 @@ Configs = Mapping[int, Config | None] | None
 
 
 class Updater:
-    """Calls ``fetch`` every ``fetch_interval_s`` and hands each result to ``apply``.
+    """Calls ``fetch`` every ``fetch_interval_s`` and hands each result to ``apply``,
+    with the time the fetch was sent (``time.monotonic()``).
 
     On any error it logs and retries after ``retry_s``; running checks go on untouched.
     ``apply`` must be cheap and thread-safe (it hands the configs to the reactor thread).
@@ -25,7 +27,7 @@ class Updater:
     def __init__(
         self,
         fetch: Fetcher,
-        apply: Callable[[Configs], None],
+        apply: Callable[[Configs, float], None],
         fetch_interval_s: float,
         retry_s: float = FETCH_RETRY_S,
     ) -> None:
@@ -44,6 +46,7 @@ class Updater:
             # drifts), so they stay out of phase with the manager's periodic re-notify.
             next_fetch += self._interval
             log.info("Getting healthchecks from engine...")
+            requested_at = time.monotonic()
             try:
                 checks = await self._fetch()
             except asyncio.CancelledError:
@@ -58,7 +61,7 @@ class Updater:
             self.fetches += 1
             configs = checks.configs
             log.info("Engine returned %d healthchecks", len(configs or {}))
-            self._apply(configs)
+            self._apply(configs, requested_at)
             now = loop.time()
             if next_fetch < now:  # the fetch took longer than an interval: no catching up
                 next_fetch = now
