@@ -14,7 +14,9 @@ const usage = `usage: gopeer MODE ...
   verify DIR                       decode DIR/<case>.gob and compare with the golden table
   engine -socket PATH (-checks FILE.json | -configs N [-port P]) [-record FILE.jsonl]
   client -socket PATH -n N         call a Python engine and check the recipe configs
-  bench -n N [-rounds R] [-write FILE]`
+  bench -n N [-rounds R] [-write FILE]
+  httpreq -ip IP -port P [-method M] [-request R] [-proxy] [-secure] [-via-target] [-timeout D]
+                                   send one request as Seesaw's HTTP check does`
 
 // errUsage marks command-line mistakes (exit status 2).
 var errUsage = errors.New("bad usage")
@@ -31,6 +33,7 @@ func main() {
 		"engine":      runEngine,
 		"client":      runClient,
 		"bench":       runBench,
+		"httpreq":     runHTTPReq,
 	}
 	run, ok := modes[os.Args[1]]
 	if !ok {
