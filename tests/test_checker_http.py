@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import time
 from typing import Any
 
@@ -64,8 +65,14 @@ def test_seesaw_http_table(ca: trustme.CA, host: str, secure: bool) -> None:
     with HTTPResponder(host, tls=context) as web:
         for method, request, response, code, expected in SEESAW_HTTP_TESTS:
             checker = http_checker(
-                host, web.port, method=method, request=request, response=response,
-                response_code=code, secure=secure, tls_verify=False,
+                host,
+                web.port,
+                method=method,
+                request=request,
+                response=response,
+                response_code=code,
+                secure=secure,
+                tls_verify=False,
             )
             result = run_check(checker)
             assert result.success is expected, (method, request, response, code, str(result))
@@ -123,7 +130,10 @@ def test_absolute_url_host_wins_and_query_is_kept() -> None:
 def test_proxy_mode_sends_absolute_uri() -> None:
     with HTTPResponder("127.0.0.1", routes={"*": Route(200, b"proxied")}) as proxy:
         checker = http_checker(
-            "127.0.0.1", proxy.port, proxy=True, request="http://backend.example/x?y=1",
+            "127.0.0.1",
+            proxy.port,
+            proxy=True,
+            request="http://backend.example/x?y=1",
             response="prox",
         )
         result = run_check(checker)
@@ -166,6 +176,40 @@ def test_body_framings(route: Route) -> None:
         longer = run_check(http_checker("127.0.0.1", web.port, response="hello world!!"))
         assert not longer.success
         assert str(longer).endswith('unexpected response - "hello world"')
+
+
+GZIPPED = gzip.compress(b"healthy and compressed " * 50)
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        Route(200, GZIPPED, (("Content-Encoding", "gzip"),)),
+        Route(200, GZIPPED, (("Content-Encoding", "GZIP"),), chunked=True),
+        Route(200, GZIPPED, (("Content-Encoding", "gzip"),), close_delimited=True),
+    ],
+    ids=["content-length", "chunked", "close-delimited"],
+)
+def test_gzip_body_is_decoded_as_go_does(route: Route) -> None:
+    """We ask for gzip as Go's Transport does, and match ``response`` on the decoded body."""
+    with HTTPResponder("127.0.0.1", routes={"/": route}) as web:
+        ok = run_check(http_checker("127.0.0.1", web.port, response="healthy and compressed he"))
+        assert ok.success, str(ok)
+        assert ("Accept-Encoding", "gzip") in web.seen[-1].headers
+        bad = run_check(http_checker("127.0.0.1", web.port, response="healthy and sound"))
+        assert not bad.success
+        assert str(bad).endswith('; got 200 OK; unexpected response - "healthy and compr"')
+        head = run_check(http_checker("127.0.0.1", web.port, method="HEAD"))
+        assert head.success, str(head)
+        assert "Accept-Encoding" not in dict(web.seen[-1].headers)
+
+
+def test_corrupt_gzip_body_is_a_read_failure() -> None:
+    route = Route(200, b"\x1f\x8b not really gzip", (("Content-Encoding", "gzip"),))
+    with HTTPResponder("127.0.0.1", routes={"/": route}) as web:
+        result = run_check(http_checker("127.0.0.1", web.port, response="x"))
+    assert not result.success
+    assert str(result).endswith("; got 200 OK; failed to read HTTP response")
 
 
 def test_empty_body_with_expected_response_is_a_read_failure() -> None:

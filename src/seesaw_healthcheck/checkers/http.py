@@ -9,6 +9,11 @@ What Go does, and so do we:
   ``http``/``https`` by ``secure``; the URL's host, when given, is the ``Host`` header and
   the TLS server name, else the target's ``ip:port`` is.
 - ``proxy``: the request line carries the absolute URL (the target is the proxy).
+- The request bytes are net/http's, header for header (tests/test_http_wire_go.py holds
+  them against Go's): ``request`` parsed as ``url.Parse`` does (its errors, the path's
+  escaping), Host cleaned as Go cleans it (IPv6 zone dropped), URL userinfo sent as
+  ``Authorization: Basic`` (and ``Proxy-Authorization`` with ``proxy``), and
+  ``Accept-Encoding: gzip`` for every method but HEAD; a gzip body is decoded.
 - ``response_code`` 0 accepts any status; ``response`` must be a prefix of the body.
 - Redirects are never followed: a 3xx is judged as received. Go closes a redirect's body
   before the check reads it, so a 3xx with a ``Location`` and a ``response`` to match fails
@@ -20,13 +25,15 @@ What Go does, and so do we:
 Where we differ: with a host *name* in an absolute ``request`` Go resolves and dials that
 name in PLAIN mode; we always dial the target (no blocking DNS on the reactor), and dial
 an IP-literal URL host as Go does. With ``proxy`` and ``secure`` Go tunnels with CONNECT
-through a TLS proxy; we speak TLS to the target and send the absolute URL. We do not send
-``Accept-Encoding: gzip`` but do decode a gzip body if a server sends one anyway.
+through a TLS proxy; we speak TLS to the target and send the absolute URL. A non-ASCII
+host name becomes the Host header through Python's IDNA 2003 codec, not Go's UTS #46
+(``ß`` differs).
 """
 
 from __future__ import annotations
 
 import _socket
+import base64
 import ipaddress
 import socket
 import ssl
@@ -34,7 +41,6 @@ import string
 import zlib
 from errno import EINPROGRESS
 from socket import SO_ERROR, SOL_SOCKET
-from urllib.parse import quote, urlsplit
 
 from seesaw_healthcheck.checkers import tls
 from seesaw_healthcheck.checkers.base import (
@@ -59,7 +65,6 @@ MAX_HEAD_BYTES = 1 << 20  # status line + headers; far beyond any health endpoin
 RECV_SIZE = 65536
 _TOKEN_CHARS = frozenset((string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~").encode())
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
-_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 _WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
 _STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
@@ -103,12 +108,280 @@ class _Plan:
         self.request = request
 
 
-def _split_host_port(hostport: str) -> tuple[str, str]:
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        host, rest = hostport[1:end], hostport[end + 1 :]
-        return host, rest[1:] if rest.startswith(":") else ""
-    host, _, port = hostport.partition(":")
+# --- Go's net/url, as far as a request needs it (bytes, as Go's strings are) ---
+
+_LETTERS = frozenset(string.ascii_letters.encode())
+_ALNUM = frozenset((string.ascii_letters + string.digits).encode())
+_SCHEME_CHARS = _ALNUM | frozenset(b"+-.")
+_LDH = _ALNUM | frozenset(b"-")
+_HEXDIGITS = frozenset(string.hexdigits.encode())
+_HOST_OK = frozenset(b"!$&'()*+,;=:[]<>\"")  # also left alone in a host (and zone)
+_RESERVED = frozenset(b"$&+,/:;=?@")
+_PATH_RAW_OK = frozenset(b"!$&'()*+,;=:@[]%")  # validEncoded's list: a raw path kept as is
+_USERINFO_OK = _ALNUM | frozenset(b"-._:~!$&'()*+,;=%@")
+_PATH, _HOST, _ZONE, _USERPASS, _FRAGMENT = range(5)
+
+
+def _should_escape(c: int, mode: int) -> bool:
+    """net/url's shouldEscape for the modes a request uses."""
+    if c in _ALNUM or c in b"-_.~" or (mode in (_HOST, _ZONE) and c in _HOST_OK):
+        return False
+    if c in _RESERVED:
+        if mode == _PATH:
+            return c == 0x3F  # ?
+        if mode == _USERPASS:
+            return c in b"@/?:"
+        if mode == _FRAGMENT:
+            return False
+    return not (mode == _FRAGMENT and c in b"!()*")
+
+
+def _escape(s: bytes, mode: int) -> bytes:
+    return b"".join(b"%%%02X" % c if _should_escape(c, mode) else bytes((c,)) for c in s)
+
+
+def _unescape(s: bytes, mode: int) -> bytes:
+    """net/url's unescape; ``ValueError`` carries Go's text."""
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == 0x25:  # %
+            escape = s[i : i + 3]
+            if len(escape) < 3 or not (escape[1] in _HEXDIGITS and escape[2] in _HEXDIGITS):
+                raise ValueError(f"invalid URL escape {go_quote(escape)}")
+            # A host may escape only non-ASCII bytes; a zone what a host could hold as is.
+            value = int(escape[1:], 16)
+            if escape != b"%25" and (
+                (mode == _HOST and value < 0x80)
+                or (mode == _ZONE and value != 0x20 and _should_escape(value, _HOST))
+            ):
+                raise ValueError(f"invalid URL escape {go_quote(escape)}")
+            i += 3
+            continue
+        if mode in (_HOST, _ZONE) and c < 0x80 and _should_escape(c, mode):
+            raise ValueError(f"invalid character {go_quote(bytes((c,)))} in host name")
+        i += 1
+    if b"%" not in s:
+        return s
+    parts = s.split(b"%")
+    return parts[0] + b"".join(bytes((int(p[:2], 16),)) + p[2:] for p in parts[1:])
+
+
+def _valid_encoded(s: bytes, mode: int) -> bool:
+    """net/url's validEncoded: may ``s`` (a path or fragment) go out as it is written?"""
+    return all(c in _PATH_RAW_OK or not _should_escape(c, mode) for c in s)
+
+
+def _valid_port(colon_port: bytes) -> bool:
+    """net/url's validOptionalPort: empty, or a colon and digits (maybe none)."""
+    return colon_port == b"" or (
+        colon_port[:1] == b":" and all(0x30 <= c <= 0x39 for c in colon_port[1:])
+    )
+
+
+class _URL:
+    """What Go's ``url.Parse`` makes of a string (the fields a request uses)."""
+
+    __slots__ = ("force_query", "fragment", "host", "opaque", "path", "query", "user")
+
+    def __init__(self) -> None:
+        self.opaque = b""
+        self.user: tuple[bytes, bytes | None] | None = None  # (name, password or None)
+        self.host = b""  # unescaped, with the port: 127.0.0.1:80, [fe80::1%eth0]:80
+        self.path = b""  # as written (escaped), see escaped_path
+        self.force_query = False
+        self.query = b""
+        self.fragment = b""  # as written
+
+    @classmethod
+    def parse(cls, raw: bytes) -> _URL:
+        """``url.Parse``; ``CheckError`` with Go's text."""
+        before, hash_sign, fragment = raw.partition(b"#")
+        url = cls()
+        try:
+            url._parse(before)
+        except ValueError as error:
+            raise CheckError(f"parse {go_quote(before)}: {error}") from None
+        if hash_sign:
+            try:
+                _unescape(fragment, _FRAGMENT)
+            except ValueError as error:
+                raise CheckError(f"parse {go_quote(raw)}: {error}") from None
+            url.fragment = fragment
+        return url
+
+    def _parse(self, raw: bytes) -> None:
+        if any(c < 0x20 or c == 0x7F for c in raw):
+            raise ValueError("net/url: invalid control character in URL")
+        if raw == b"*":
+            self.path = raw
+            return
+        rest = raw
+        scheme = b""
+        for i, c in enumerate(raw):  # getScheme: a letter, then letters, digits, "+-."
+            if c == 0x3A:  # :
+                if i == 0:
+                    raise ValueError("missing protocol scheme")
+                scheme, rest = raw[:i], raw[i + 1 :]
+                break
+            if c not in (_SCHEME_CHARS if i else _LETTERS):
+                break
+        if rest.endswith(b"?") and rest.count(b"?") == 1:
+            self.force_query, rest = True, rest[:-1]
+        else:
+            rest, _, self.query = rest.partition(b"?")
+        if not rest.startswith(b"/"):
+            if scheme:
+                self.opaque = rest
+                return
+            if b":" in rest.partition(b"/")[0]:
+                raise ValueError("first path segment in URL cannot contain colon")
+        if rest.startswith(b"//") and (scheme or not rest.startswith(b"///")):
+            authority, slash, path = rest[2:].partition(b"/")
+            rest = slash + path
+            userinfo, at, hostport = authority.rpartition(b"@")
+            self.host = _parse_host(hostport)
+            if at:
+                if not all(c in _USERINFO_OK for c in userinfo):
+                    raise ValueError("net/url: invalid userinfo")
+                name, colon, password = userinfo.partition(b":")
+                self.user = (
+                    _unescape(name, _USERPASS),
+                    _unescape(password, _USERPASS) if colon else None,
+                )
+        _unescape(rest, _PATH)
+        self.path = rest
+
+    def escaped_path(self) -> bytes:
+        """Go's EscapedPath: the path as written when that is a valid encoding, else the
+        decoded path escaped afresh."""
+        if _valid_encoded(self.path, _PATH):
+            return self.path
+        return _escape(_unescape(self.path, _PATH), _PATH)
+
+    def request_uri(self, scheme: bytes) -> bytes:
+        uri = self.opaque
+        if not uri:
+            uri = self.escaped_path() or b"/"
+        elif uri.startswith(b"//"):
+            uri = scheme + b":" + uri
+        if self.force_query or self.query:
+            uri += b"?" + self.query
+        return uri
+
+    def text(self, scheme: bytes) -> str:
+        """Go's ``URL.String`` with the password shown as ``***`` (as net/http's errors do)."""
+        out = scheme + b":"
+        if self.opaque:
+            out += self.opaque
+        else:
+            out += b"//"
+            if self.user is not None:
+                name, password = self.user
+                if password is None:
+                    out += _escape(name, _USERPASS) + b"@"
+                else:  # net/http's stripPassword: the name as it is, the password hidden
+                    out += name + b":***@"
+            out += _escape(self.host, _HOST)
+            path = self.escaped_path()
+            if path and not path.startswith(b"/"):
+                out += b"/"
+            out += path
+        if self.force_query or self.query:
+            out += b"?" + self.query
+        fragment = _unescape(self.fragment, _FRAGMENT)
+        if fragment:
+            valid = _valid_encoded(self.fragment, _FRAGMENT)
+            out += b"#" + (self.fragment if valid else _escape(fragment, _FRAGMENT))
+        return out.decode("utf-8", "surrogateescape")
+
+
+def _parse_host(host: bytes) -> bytes:
+    """net/url's parseHost: ``host[:port]`` unescaped; ``ValueError`` with Go's text."""
+    if host.startswith(b"["):
+        end = host.rfind(b"]")
+        if end < 0:
+            raise ValueError("missing ']' in host")
+        if not _valid_port(host[end + 1 :]):
+            raise ValueError(f"invalid port {go_quote(host[end + 1 :])} after host")
+        zone = host.find(b"%25", 0, end)
+        if zone >= 0:
+            return (
+                _unescape(host[:zone], _HOST)
+                + _unescape(host[zone:end], _ZONE)
+                + _unescape(host[end:], _HOST)
+            )
+    elif b":" in host and not _valid_port(host[host.rfind(b":") :]):
+        raise ValueError(f"invalid port {go_quote(host[host.rfind(b':') :])} after host")
+    return _unescape(host, _HOST)
+
+
+def _split_host_port(hostport: bytes) -> tuple[bytes, bytes] | None:
+    """net.SplitHostPort; None where it fails."""
+    colon = hostport.rfind(b":")
+    if colon < 0:
+        return None
+    if hostport.startswith(b"["):
+        end = hostport.find(b"]")
+        if end < 0 or end + 1 != colon:
+            return None
+        host, j, k = hostport[1:end], 1, end + 1
+    else:
+        host, j, k = hostport[:colon], 0, 0
+        if b":" in host:
+            return None
+    if b"[" in hostport[j:] or b"]" in hostport[k:]:
+        return None
+    return host, hostport[colon + 1 :]
+
+
+def _idna_ascii(name: bytes) -> bytes:
+    """Go's idnaASCII (IDNA's Lookup profile), approximated with Python's IDNA 2003 codec:
+    lower-cased first, as UTS #46 maps, and only letters, digits and inner hyphens allowed
+    in a label (STD3 rules). ``ValueError`` where it fails."""
+    if name.isascii():
+        return name
+    try:
+        encoded = name.decode("utf-8").lower().encode("idna")
+    except UnicodeError as error:
+        raise ValueError(str(error)) from None
+    for label in encoded.split(b"."):
+        if not all(c in _LDH for c in label) or label.startswith(b"-") or label.endswith(b"-"):
+            raise ValueError(f"idna: disallowed label {label!r}")
+    return encoded
+
+
+def _header_host(hostport: bytes) -> bytes:
+    """The ``Host`` header Go writes: cleanHost (cut at a space or slash, IDNA), then the
+    IPv6 zone removed (removeZone)."""
+    for stop in (b" ", b"/"):
+        hostport = hostport.partition(stop)[0]
+    split = _split_host_port(hostport)
+    try:
+        if split is None:
+            hostport = _idna_ascii(hostport)
+        else:
+            host, port = split
+            host = _idna_ascii(host)
+            hostport = (b"[" + host + b"]" if b":" in host else host) + b":" + port
+    except ValueError:
+        pass  # Go sends it as it is
+    if hostport.startswith(b"["):
+        end = hostport.rfind(b"]")
+        zone = hostport.rfind(b"%", 0, end)
+        if end >= 0 and zone >= 0:
+            hostport = hostport[:zone] + hostport[end:]
+    return hostport
+
+
+def _hostname_port(hostport: bytes) -> tuple[bytes, bytes]:
+    """Go's URL.Hostname and URL.Port."""
+    host, port = hostport, b""
+    colon = host.rfind(b":")
+    if colon >= 0 and _valid_port(host[colon:]):
+        host, port = host[:colon], host[colon + 1 :]
+    if host.startswith(b"[") and host.endswith(b"]"):
+        host = host[1:-1]
     return host, port
 
 
@@ -143,55 +416,71 @@ def _build(
     raw: str, method: str, secure: bool, proxy: bool, plain: bool, ip: bytes, port: int
 ) -> _Plan:
     ep = endpoint(Target(ip=ip, port=port))
-    scheme = "https" if secure else "http"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
-        raise CheckError(f'parse "{raw}": net/url: invalid control character in URL')
-    try:
-        parts = urlsplit(raw)
-    except ValueError as error:
-        raise CheckError(f'parse "{raw}": {error}') from None
-    url_host = parts.netloc.rpartition("@")[2] if parts.scheme or raw.startswith("//") else ""
-    hostport = url_host or ep.addr
-    path = quote(parts.path, safe=_PATH_SAFE, encoding="utf-8", errors="surrogateescape")
-    request_uri = path or "/"
-    if parts.query or raw.endswith("?"):
-        request_uri += "?" + parts.query
-    absolute = f"{scheme}://{hostport}{request_uri if path else '/' + request_uri[1:]}"
-
+    scheme = b"https" if secure else b"http"
+    url = _URL.parse(raw.encode("utf-8", "surrogateescape"))
     raw_method = method
     method = method or "GET"
     if not all(b in _TOKEN_CHARS for b in method.encode("utf-8", "surrogateescape")):
         raise CheckError(f"net/http: invalid method {go_quote(method)}")
 
+    # Seesaw fills in the target when the request names no host; http.NewRequest's Host is
+    # the request's own host (an empty port dropped), and the header falls back to the URL's.
+    own_host = url.host
+    if own_host.rfind(b":") > own_host.rfind(b"]"):
+        own_host = own_host.removesuffix(b":")
+    if not url.host:
+        url.host = ep.addr.encode()
+    host = _header_host(own_host) or _header_host(url.host)
+
     dial = ep
-    url_ip, url_port = _split_host_port(url_host)
-    if url_host and plain:
+    url_ip, url_port = _hostname_port(url.host)
+    if own_host and plain:
         try:
-            literal = ipaddress.ip_address(url_ip.partition("%")[0])
+            literal = ipaddress.ip_address(url_ip.partition(b"%")[0].decode("latin-1"))
         except ValueError:
             literal = None  # a name: we dial the target, see the module docstring
         if literal is not None:
-            url_port_number = int(url_port) if url_port.isdigit() else (443 if secure else 80)
+            url_port_number = int(url_port) if url_port else (443 if secure else 80)
             dial = endpoint(Target(ip=ip_to_bytes(literal), port=url_port_number))
-    server_name = url_ip if url_host else ep.host
+    try:
+        server_name = _idna_ascii(url_ip).decode("utf-8", "surrogateescape")
+    except ValueError:
+        server_name = url_ip.decode("utf-8", "surrogateescape")
 
-    target_uri = absolute if proxy else request_uri
+    # Request.write: the request target, then Host, User-Agent, Content-Length (only these
+    # methods get one for a nil body), the request's headers, the Transport's.
+    target_uri = url.request_uri(scheme)
+    if proxy and not url.opaque:
+        target_uri = scheme + b"://" + host + target_uri
+    elif method == "CONNECT" and not url.path:
+        target_uri = url.opaque or host
     lines = [
-        f"{method} {target_uri} HTTP/1.1",
-        f"Host: {hostport.partition('%25')[0] if hostport.startswith('[') else hostport}",
-        "User-Agent: Go-http-client/1.1",
+        method.encode("utf-8", "surrogateescape") + b" " + target_uri + b" HTTP/1.1",
+        b"Host: " + host,
+        b"User-Agent: Go-http-client/1.1",
     ]
     if method in ("POST", "PUT", "PATCH"):
-        lines.append("Content-Length: 0")
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+        lines.append(b"Content-Length: 0")
+    auth = b""
+    if url.user is not None:  # http.Client turns a URL's userinfo into Basic auth
+        name, password = url.user
+        auth = b"Basic " + base64.b64encode(name + b":" + (password or b""))
+        lines.append(b"Authorization: " + auth)
+    if method != "HEAD":  # the Transport asks for gzip itself (and then decodes it)
+        lines.append(b"Accept-Encoding: gzip")
+    if auth and proxy and not secure:  # the proxy is the same URL, with the same userinfo
+        lines.append(b"Proxy-Authorization: " + auth)
+    request = b"\r\n".join(lines) + b"\r\n\r\n"
+
+    text = url.text(scheme)
     op = method[:1] + method[1:].lower()  # Go's url.Error Op: "Get", "Head"
     return _Plan(
-        absolute,
-        hostport,
+        text,
+        host.decode("utf-8", "surrogateescape"),
         server_name,
         dial,
         request,
-        f"{op} {go_quote(absolute)}: ",
+        f"{op} {go_quote(text)}: ",
         f"HTTP {raw_method} to {ep.addr}",
     )
 
