@@ -410,15 +410,16 @@ class Manager:
         # after the fetch and this diff (less a margin for the runs themselves). From the
         # second run on, each keeps its even phase over the whole interval, counted from
         # the fetch, so the steady load is flat, not squeezed like the first round.
+        for check in added:
+            log.info("Starting healthchecker for %d (%s)", check.id, check.describe())
         count = len(added)
-        start = self.reactor.time()
+        start = self.reactor.time()  # after the logging: 10,000 lines take ~0.1 s
         for index, check in enumerate(added):
             interval = check.interval_s
             share = index / count
             window = max(requested_at + FIRST_ROUND_SHARE * interval - start, interval / 2)
             first = start + window * share
             check.schedule(first, rephase=first - (requested_at + interval * share))
-            log.info("Starting healthchecker for %d (%s)", check.id, check.describe())
         if stats.runnable and stats.ran_once < stats.runnable:
             stats.all_ran_at = 0.0
         return len(added)
