@@ -8,12 +8,13 @@ making seven calls on one connection: Mul(7,8), Mul(2,3), Arith.Nope, Nope.Nope,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from seesaw_healthcheck import model, schema
-from seesaw_healthcheck.gob import Field, GobError, Int, Struct
+from seesaw_healthcheck.gob import Encoder, Field, GobError, Int, String, Struct
 from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.rpc import (
     ClientCodec,
@@ -23,6 +24,7 @@ from seesaw_healthcheck.rpc import (
     RpcServer,
     ServerCodec,
 )
+from seesaw_healthcheck.rpc.framing import MAX_REPLAY, REQUEST_TYPE
 
 ARGS = Struct("Args", [Field("A", Int(64)), Field("B", Int(64))])
 INT = Int(64)
@@ -283,7 +285,7 @@ def test_seesaw_types_round_trip_through_both_codecs() -> None:
     server.feed(wire)
     out = b""
     got = []
-    while (incoming := server.next_call(lambda m: types[m][0] if m in types else None)):
+    while incoming := server.next_call(lambda m: types[m][0] if m in types else None):
         got.append(incoming.args)
         method = incoming.request.service_method
         reply = len(incoming.args.notifications) if method == schema.HEALTH_STATE_METHOD else checks
@@ -327,3 +329,124 @@ def test_unencodable_reply_leaves_the_server_codec_usable() -> None:
     first, second = client.next_reply(), client.next_reply()
     assert first is not None and first.error == "rpc: cannot encode reply"
     assert second is not None and (second.seq, second.error, second.body) == (1, "", 6)
+
+
+# --- bad requests: read on as Go's server does (tests/test_rpc_errors_go.py vs Go) -------
+
+
+def _bad_requests() -> bytes:
+    """Arith calls with bad args between good ones, on one encoder (one connection)."""
+    enc = Encoder()
+
+    def header(method: str, seq: int) -> bytes:
+        return enc.encode(Request(method, seq), REQUEST_TYPE)
+
+    other = Struct("Other", [Field("C", Int(64))])
+    return b"".join(
+        [
+            header("Arith.Mul", 0) + enc.encode({"A": 7, "B": 8}, ARGS),
+            header("Arith.Mul", 1) + enc.encode("seven", String()),  # another type
+            header("Arith.Mul", 2) + enc.encode({"C": 1}, other),  # no field in common
+            header("Arith.Mul", 3) + b"\x03\xff\xc6\x00",  # an undefined type id
+            header("Arith.Mul", 4) + b"\xf0",  # a length prefix of 16 bytes
+            header("Arith.Mul", 5) + b"\x00",  # a zero-length message
+            header("Nope.Nope", 6) + b"\x03\xff\xc6\x00",  # unknown, args dropped anyway
+            header("Arith.Mul", 7) + enc.encode({"A": 2, "B": 3}, ARGS),
+            header("Arith.Mul", 8),  # then EOF
+        ]
+    )
+
+
+BAD_REQUESTS = [
+    (0, True, ""),
+    (1, True, r"gob: type mismatch: .*"),
+    (2, True, r"gob: type mismatch: no fields matched compiling decoder for Args"),
+    (3, True, r"gob: value of undefined type id 99"),
+    (4, True, r"gob: encoded unsigned integer out of range"),
+    (5, True, r"EOF"),
+    (6, False, r""),
+    (7, True, r""),
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 100_000])
+def test_server_answers_bad_args_and_reads_on(chunk: int) -> None:
+    codec = ServerCodec()
+    data = _bad_requests()
+    calls: list[IncomingCall] = []
+    for i in range(0, len(data), chunk):
+        codec.feed(data[i : i + chunk])
+        while (incoming := codec.next_call(_arith_server().args_type_for)) is not None:
+            calls.append(incoming)
+    assert [(c.request.seq, c.known) for c in calls] == [(s, k) for s, k, _ in BAD_REQUESTS]
+    for call, (_, _, error) in zip(calls, BAD_REQUESTS, strict=True):
+        assert re.fullmatch(error, call.error), call.error
+    assert [c.args for c in calls if c.known and not c.error] == [
+        {"A": 7, "B": 8},
+        {"A": 2, "B": 3},
+    ]
+    # EOF after seq 8's header: Go answers "EOF"; nothing is left after that.
+    last = codec.eof()
+    assert last is not None and (last.request.seq, last.known, last.error) == (8, True, "EOF")
+    assert codec.eof() is None
+
+
+@pytest.mark.parametrize(
+    ("tail", "want"),
+    [
+        (b"", (True, "EOF")),  # no byte of the args
+        (b"\x05\x04", (True, "unexpected EOF")),  # part of a message
+        (b"\xfe\x01", (True, "unexpected EOF")),  # part of a length prefix
+        (bytes.fromhex(GO_CLIENT[2]), (True, "unexpected EOF")),  # a definition, no value
+    ],
+)
+def test_server_answers_a_request_cut_short_by_eof(tail: bytes, want: tuple[bool, str]) -> None:
+    codec = ServerCodec()
+    codec.feed(_join(GO_CLIENT[:2]) + tail)  # Request definition and header of Arith.Mul
+    assert codec.next_call(_arith_server().args_type_for) is None
+    last = codec.eof()
+    assert last is not None and (last.known, last.error) == want
+
+
+def test_server_eof_mid_header_or_for_an_unknown_method() -> None:
+    codec = ServerCodec()
+    codec.feed(_join(GO_CLIENT[:2])[:-3])
+    assert codec.next_call(_arith_server().args_type_for) is None
+    assert codec.eof() is None  # no header, no answer
+    codec = ServerCodec()
+    codec.feed(_join(GO_CLIENT[:1]) + bytes.fromhex(GO_CLIENT[8]))  # Nope.Nope's header
+    assert codec.next_call(_arith_server().args_type_for) is None
+    last = codec.eof()
+    assert last is not None and not last.known and last.error == ""
+
+
+@pytest.mark.parametrize("where", ["header", "args"])
+def test_server_refuses_a_message_over_its_limit(where: str) -> None:
+    """Go would wait for (and allocate) up to 8 GiB; we close the connection instead."""
+    codec = ServerCodec(max_message=1000)
+    if where == "args":
+        codec.feed(_join(GO_CLIENT[:2]))
+    codec.feed(b"\xfe\x03\xe9")  # 1001 bytes to come
+    with pytest.raises(GobError, match="exceeds the limit of 1000"):
+        codec.next_call(_arith_server().args_type_for)
+
+
+def test_server_keeps_a_bounded_record_of_type_definitions() -> None:
+    """Recovering from bad args rebuilds the decoder from the connection's definitions;
+    past MAX_REPLAY bytes of them a bad request closes the connection instead."""
+    enc = Encoder()
+    server = _arith_server()
+    codec = ServerCodec()
+    bad = enc.encode(Request("Arith.Mul", 0), REQUEST_TYPE) + b"\x03\xff\xc6\x00"
+    codec.feed(bad)
+    first = codec.next_call(server.args_type_for)
+    assert first is not None and first.error
+    # Many definitions, sent as an unknown method's args (read and dropped).
+    kinds = [Struct(f"T{i}", [Field("F" * 60, Int(64))]) for i in range(MAX_REPLAY // 60)]
+    for i, kind in enumerate(kinds):
+        codec.feed(enc.encode(Request("Nope.Nope", i), REQUEST_TYPE) + enc.encode({}, kind))
+        incoming = codec.next_call(server.args_type_for)
+        assert incoming is not None and not incoming.known
+    codec.feed(bad)
+    with pytest.raises(GobError, match="cannot recover"):
+        codec.next_call(server.args_type_for)

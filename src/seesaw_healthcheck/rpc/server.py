@@ -2,7 +2,11 @@
 
 Each connection gets a ``ServerCodec``; each complete request runs its handler as a task
 and the reply is written when it finishes (replies may go out of order, matched by seq,
-as with Go's server). A client sending garbage loses its connection; others carry on.
+as with Go's server). Bad requests are handled as Go's ``ServeCodec`` does: a request
+naming no method, or whose args do not decode, is answered at once with an error and the
+connection carries on; a request header that does not decode (garbage) or the client's
+EOF ends the reading: the calls already running still get their replies, then the
+connection closes. Other connections carry on.
 """
 
 from __future__ import annotations
@@ -182,11 +186,12 @@ class _ServerConnection(asyncio.Protocol):
         self._codec = ServerCodec()
         self._transport: asyncio.Transport | None = None
         self._peer = "unknown peer"
-        self._broken = False
+        self._broken = False  # gone: nothing more is written
         self._in_flight = 0
         self._write_paused = False
         self._read_paused = False
-        self._eof = False
+        self._eof = False  # the client sent its last byte
+        self._done_reading = False  # no more requests: close once the running ones reply
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -201,16 +206,18 @@ class _ServerConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
         self._broken = True
-        if self._codec.mid_message and not self._eof:
+        if self._codec.mid_message and not self._eof and not self._done_reading:
             log.info("rpc: client %s disconnected mid-request", self._peer)
 
     def eof_received(self) -> bool:
-        # The client is done sending. Like Go's server, still answer what it asked:
-        # keep the connection open for writing until the running requests reply.
+        # The client is done sending. Like Go's server, still answer what it asked
+        # (a request cut short included): keep the connection open for writing until
+        # the running requests reply; _finish closes it.
         self._eof = True
         if self._codec.mid_message:
             log.info("rpc: client %s stopped sending mid-request", self._peer)
-        return self._in_flight > 0
+        self._process()
+        return True
 
     def abort(self) -> None:
         self._broken = True
@@ -218,7 +225,7 @@ class _ServerConnection(asyncio.Protocol):
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
-        if self._broken:
+        if self._broken or self._done_reading:
             return
         self._codec.feed(data)
         self._process()
@@ -226,22 +233,45 @@ class _ServerConnection(asyncio.Protocol):
     def _process(self) -> None:
         """Start the complete requests buffered, up to ``MAX_IN_FLIGHT`` running."""
         try:
-            while self._in_flight < MAX_IN_FLIGHT and not self._broken:
+            while self._in_flight < MAX_IN_FLIGHT and not self._broken and not self._done_reading:
                 incoming = self._codec.next_call(self._server.args_type_for)
                 if incoming is None:
-                    break
-                if incoming.known:
-                    self._in_flight += 1
-                    self._server._spawn(self._server._run(self, incoming))
-                else:
-                    # Go answers at once, in order, and keeps the connection.
-                    method = incoming.request.service_method
-                    self.reply_error(incoming.request, self._server.method_error(method))
+                    if self._eof:
+                        self._done_reading = True
+                        incoming = self._codec.eof()
+                    if incoming is None:
+                        break
+                self._dispatch(incoming)
         except GobError as exc:
+            # Go's server reads no more after a header it cannot decode.
             log.warning("rpc: closing connection from %s: bad request: %s", self._peer, exc)
-            self.abort()
+            self._done_reading = True
+        if self._done_reading:
+            self._finish()
+        else:
+            self._update_reading()
+
+    def _dispatch(self, incoming: IncomingCall) -> None:
+        request = incoming.request
+        if not incoming.known:
+            # Go answers at once, in order, and keeps the connection.
+            self.reply_error(request, self._server.method_error(request.service_method))
+        elif incoming.error:
+            self.reply_error(request, incoming.error)  # args that did not decode: the same
+        else:
+            self._in_flight += 1
+            self._server._spawn(self._server._run(self, incoming))
+
+    def _finish(self) -> None:
+        """No more requests: stop reading, close once the running ones have replied."""
+        transport = self._transport
+        if transport is None or self._broken or transport.is_closing():
             return
-        self._update_reading()
+        if not self._eof and not self._read_paused:
+            transport.pause_reading()
+            self._read_paused = True
+        if self._in_flight == 0:
+            transport.close()  # after the buffered replies are written
 
     def reply(self, request: Request, reply: Any, reply_type: GobType) -> None:
         if self._broken:
@@ -269,9 +299,10 @@ class _ServerConnection(asyncio.Protocol):
         self._in_flight -= 1
         if self._broken:
             return
-        self._process()  # requests that waited for a free slot
-        if self._eof and self._in_flight == 0 and self._transport is not None:
-            self._transport.close()  # after the buffered replies are written
+        if self._done_reading:
+            self._finish()
+        else:
+            self._process()  # requests that waited for a free slot
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -287,6 +318,8 @@ class _ServerConnection(asyncio.Protocol):
         transport = self._transport
         if transport is None or self._broken or self._eof or transport.is_closing():
             return  # (after EOF asyncio reads no more anyway; resuming would re-arm it)
+        if self._done_reading:
+            return  # _finish paused reading for good
         want_pause = self._write_paused or self._in_flight >= MAX_IN_FLIGHT
         if want_pause and not self._read_paused:
             transport.pause_reading()
