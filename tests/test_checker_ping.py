@@ -300,6 +300,49 @@ def test_idle_socket_is_closed(reactor: Reactor, monkeypatch: pytest.MonkeyPatch
     assert ping.open_sockets(reactor) == []
 
 
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_closing_the_reactor_closes_its_icmp_sockets() -> None:
+    """Without ping.close_sockets: Reactor.close() closes them (and their fds)."""
+    before = open_fds()
+    reactor = Reactor()
+    for host in HOSTS:
+        assert reactor.run(checkers.run(ping_checker(host), 1.0)).success
+    sockets = ping.open_sockets(reactor)
+    assert len(sockets) == 2 and open_fds() - before
+    reactor.close()
+    assert all(s.closed and s.sock.fileno() == -1 for s in sockets)
+    assert ping.open_sockets(reactor) == []
+    assert open_fds() == before
+
+
+def test_sockets_closed_before_the_reactor_leave_no_close_hook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closed by the idle timer or close_sockets, a socket unregisters its close hook:
+    a long-running reactor does not collect one per socket it ever opened."""
+    monkeypatch.setattr(ping, "IDLE_CLOSE_S", 0.05)
+    with Reactor() as reactor:
+        assert reactor.run(checkers.run(ping_checker("127.0.0.1"), 1.0)).success
+        assert reactor.run(checkers.run(ping_checker("::1"), 1.0)).success
+        idle, other = sorted(ping.open_sockets(reactor), key=lambda s: s.ipv6)
+        assert len(reactor._on_close) == 2
+        idle.last_used = other.last_used = reactor.time()
+
+        async def keep_one_busy() -> None:  # ::1 keeps pinging, 127.0.0.1 goes idle
+            for _ in range(6):
+                await sleep(0.04)
+                other.last_used = reactor.time()
+
+        reactor.run(keep_one_busy())
+        assert idle.closed and not other.closed
+        assert list(reactor._on_close) == [other.close]
+        ping.close_sockets(reactor)
+        assert other.closed and not reactor._on_close
+
+
 DGRAM_SCRIPT = textwrap.dedent(
     """
     import socket

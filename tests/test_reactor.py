@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import socket
 import threading
@@ -316,6 +318,49 @@ def test_close_runs_finally_of_unfinished_tasks() -> None:
     reactor.spawn(waiter("sleep", True), deadline=reactor.time() + 10)
     reactor.close()
     assert sorted(closed) == ["io", "sleep"]
+    a.close()
+    b.close()
+
+
+def test_close_runs_on_close_callbacks_after_cancelling_tasks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Last registered first, after unfinished tasks' finally blocks, once each; a failing
+    callback is logged and the others still run; a removed one does not run."""
+    reactor = Reactor()
+    order: list[str] = []
+    a, b = socket.socketpair()
+
+    async def waiter() -> None:
+        try:
+            await readable(a)
+        finally:
+            order.append("task finally")
+
+    def fail() -> None:
+        order.append("fail")
+        raise ValueError("boom")
+
+    def removed() -> None:
+        order.append("removed")
+
+    first = functools.partial(order.append, "first")
+    reactor.spawn(waiter())
+    reactor.on_close(first)
+    reactor.on_close(removed)
+    reactor.on_close(fail)
+    reactor.on_close(lambda: order.append("last"))
+    reactor.on_close(first)  # again: still once, in its first place
+    reactor.remove_on_close(removed)
+    reactor.remove_on_close(removed)  # not there: no error
+    with caplog.at_level(logging.ERROR, logger=reactor_module.__name__):
+        reactor.close()
+    assert order == ["task finally", "last", "fail", "first"]
+    assert "reactor close callback failed" in caplog.text and "boom" in caplog.text
+    reactor.close()  # twice: nothing runs again
+    assert order == ["task finally", "last", "fail", "first"]
+    with pytest.raises(RuntimeError, match="closed"):
+        reactor.on_close(first)
     a.close()
     b.close()
 

@@ -287,6 +287,9 @@ class Reactor:
         self._epoll.register(self._wake_fd, EPOLLIN)
         self._running = False
         self._closed = False
+        # Callbacks close() runs (services shared by the reactor's tasks); a dict keeps
+        # registration order and makes removal O(1) (bound methods compare by self+func).
+        self._on_close: dict[Callable[[], object], None] = {}
 
     # --- time and timers -------------------------------------------------------------
 
@@ -344,6 +347,23 @@ class Reactor:
             except FileExistsError:
                 ep.modify(fd, events)
         self._registered[fd] = task
+
+    # --- close hooks -----------------------------------------------------------------
+
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Have ``close()`` call ``callback()`` (once; registering it again is a no-op).
+
+        For resources shared by the reactor's tasks, such as ping's ICMP sockets. They run
+        after unfinished tasks are cancelled and before the epoll fd is closed, the last
+        registered first; an exception is logged, not raised.
+        """
+        if self._closed:
+            raise RuntimeError("reactor is closed")
+        self._on_close[callback] = None
+
+    def remove_on_close(self, callback: Callable[[], object]) -> None:
+        """Forget a ``callback`` given to ``on_close`` (no error if it is not there)."""
+        self._on_close.pop(callback, None)
 
     # --- tasks -----------------------------------------------------------------------
 
@@ -671,6 +691,7 @@ class Reactor:
         return outcome[0]  # type: ignore[no-any-return]
 
     def close(self) -> None:
+        """Cancel unfinished tasks, run the ``on_close`` callbacks, release the fds."""
         if self._closed:
             return
         if self._running:
@@ -688,6 +709,13 @@ class Reactor:
         self._deadlines.clear()
         self._heap.clear()
         self._ready.clear()
+        # Last in, first out; a callback may remove others that have not run yet.
+        while self._on_close:
+            callback, _ = self._on_close.popitem()
+            try:
+                callback()
+            except Exception:
+                log.exception("reactor close callback failed")
         self._epoll.close()
         os.close(self._wake_fd)
 

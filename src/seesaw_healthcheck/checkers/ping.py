@@ -13,7 +13,8 @@ ICMP datagram socket where net.ipv4.ping_group_range allows it; the kernel then 
 the identifier with the socket's own, which is what replies carry and what we match. One
 socket serves every ping check of a reactor with the same address family and mark (SO_MARK
 is per socket); its reader is registered with ``Reactor.add_reader`` and wakes each
-waiting check through a ``Future``. A socket nobody used for ``IDLE_CLOSE_S`` is closed.
+waiting check through a ``Future``. A socket nobody used for ``IDLE_CLOSE_S`` is closed,
+and so is every one still open when its reactor closes (``Reactor.on_close``).
 """
 
 from __future__ import annotations
@@ -153,6 +154,11 @@ class EchoSocket:
         self.sock, self.raw = _open_icmp_socket(family, mark)
         # A datagram ICMP socket gets its identifier from the kernel (its "port").
         self.kernel_id: int | None = None
+        try:
+            reactor.on_close(self.close)  # closing the reactor closes the socket
+        except RuntimeError:  # the reactor is closed already
+            self.sock.close()
+            raise
         reactor.add_reader(self.sock, self._on_readable)
         self._idle_timer = reactor.call_later(IDLE_CLOSE_S, self._close_if_idle)
 
@@ -203,6 +209,7 @@ class EchoSocket:
         if self.closed:
             return
         self.closed = True
+        self.reactor.remove_on_close(self.close)
         self._idle_timer.cancel()
         self.reactor.remove_reader(self.sock)
         self.sock.close()
@@ -272,7 +279,7 @@ def echo_socket(reactor: Reactor, family: socket.AddressFamily, mark: int) -> Ec
 
 
 def close_sockets(reactor: Reactor) -> None:
-    """Close the reactor's shared ICMP sockets now (before closing the reactor)."""
+    """Close the reactor's shared ICMP sockets now (``Reactor.close()`` does it too)."""
     for shared in list(_sockets.get(reactor, {}).values()):
         shared.close()
 
