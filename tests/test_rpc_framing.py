@@ -8,7 +8,9 @@ making seven calls on one connection: Mul(7,8), Mul(2,3), Arith.Nope, Nope.Nope,
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +22,20 @@ from seesaw_healthcheck.rpc import (
     ClientCodec,
     IncomingCall,
     Request,
+    RpcClient,
+    RpcError,
     RpcProtocolError,
     RpcServer,
     ServerCodec,
 )
-from seesaw_healthcheck.rpc.framing import MAX_REPLAY, REQUEST_TYPE
+from seesaw_healthcheck.rpc.framing import (
+    EMPTY_STRUCT,
+    MAX_REPLAY,
+    REQUEST_TYPE,
+    RESPONSE_TYPE,
+    ReplyBodyError,
+    Response,
+)
 
 ARGS = Struct("Args", [Field("A", Int(64)), Field("B", Int(64))])
 INT = Int(64)
@@ -166,13 +177,15 @@ def test_client_waits_for_body_after_header() -> None:
     assert reply is not None and (reply.seq, reply.error, reply.body) == (0, "", 56)
 
 
-def test_reply_to_unknown_seq_is_a_protocol_error() -> None:
+def test_reply_to_no_pending_call_is_dropped_and_reading_goes_on() -> None:
+    """As Go's client: a reply whose seq is not pending is read and dropped."""
     codec = ClientCodec()
     codec.request("Arith.Mul", {"A": 7, "B": 8}, ARGS, INT)
-    # Go's reply 1 (seq 1) needs the Response definition in front of it.
-    codec.feed(_join([GO_SERVER[0], *GO_SERVER[3:5]]))
-    with pytest.raises(RpcProtocolError, match="seq 1"):
-        codec.next_reply()
+    # Go's reply 1 (seq 1, nobody asked) then a reply 0 assembled from Go's bytes.
+    codec.feed(_join([GO_SERVER[0], *GO_SERVER[3:5], GO_SERVER[1], GO_SERVER[2]]))
+    reply = codec.next_reply()
+    assert reply is not None and (reply.seq, reply.error, reply.body) == (0, "", 56)
+    assert codec.pending == 0 and not codec.mid_message and codec.next_reply() is None
     assert issubclass(RpcProtocolError, GobError)
 
 
@@ -450,3 +463,216 @@ def test_server_keeps_a_bounded_record_of_type_definitions() -> None:
     codec.feed(bad)
     with pytest.raises(GobError, match="cannot recover"):
         codec.next_call(server.args_type_for)
+
+
+# --- bad replies: read as Go's client reads them ------------------------------------------
+
+# What Go 1.19's client (net/rpc/client.go ``input``) did with these replies, recorded by
+# making the calls with rpc.NewClient over a net.Pipe whose other end wrote these bytes:
+# a body that does not decode ends the reading. That call gets "reading body <err>" (an
+# error reply keeps its ServerError and the others get "reading error body: <err>"),
+# every other pending call gets <err>, later calls "connection is shut down". A reply to
+# a seq not pending has its body read (Decode(nil)) and dropped, and reading goes on.
+UNDEFINED = b"\x03\xff\xc6\x00"  # a value of type id 99, never defined
+GO_CLIENT_OUTCOMES = {
+    # case: [outcome of each call], Go's words
+    "wrong type": [
+        "reading body gob: decoding into local type *int, received remote type string",
+        "gob: decoding into local type *int, received remote type string",
+        "gob: decoding into local type *int, received remote type string",
+    ],
+    "undefined type": [
+        "reading body gob: decoding into local type *int, received remote type unknown type",
+        "gob: decoding into local type *int, received remote type unknown type",
+        "gob: decoding into local type *int, received remote type unknown type",
+    ],
+    "error reply, bad body": [
+        "server error: boom",
+        "reading error body: gob: bad data: undefined type <nil>",
+        "reading error body: gob: bad data: undefined type <nil>",
+    ],
+    "error reply, int body": ["server error: boom", 6, 4],
+    "no such call": [6, 4],
+    "no such call, error": [6, 4],
+    "no such call, bad body": [
+        "reading error body: gob: bad data: undefined type <nil>",
+        "reading error body: gob: bad data: undefined type <nil>",
+    ],
+    "seq twice": [7, 4],
+}
+# Ours, where our decoder words the gob error differently (Go names Go types).
+OUR_CLIENT_OUTCOMES = {
+    "wrong type": [
+        r"reading body gob: type mismatch: cannot decode string into Int\(bits=64\)",
+        r"gob: type mismatch: cannot decode string into Int\(bits=64\)",
+        r"gob: type mismatch: cannot decode string into Int\(bits=64\)",
+    ],
+    "undefined type": [
+        r"reading body gob: value of undefined type id 99",
+        r"gob: value of undefined type id 99",
+        r"gob: value of undefined type id 99",
+    ],
+    "error reply, bad body": [
+        r"server error: boom",
+        r"reading error body: gob: value of undefined type id 99",
+        r"reading error body: gob: value of undefined type id 99",
+    ],
+    "no such call, bad body": [
+        r"reading error body: gob: value of undefined type id 99",
+        r"reading error body: gob: value of undefined type id 99",
+    ],
+}
+
+
+def _replies(*items: tuple[int, str, Any, Any]) -> bytes:
+    """Replies (seq, error, body, body type or None for raw bytes) on one encoder."""
+    enc = Encoder()
+    out = b""
+    for seq, error, body, body_type in items:
+        out += enc.encode(Response("Arith.Mul", seq, error), RESPONSE_TYPE)
+        out += body if body_type is None else enc.encode(body, body_type)
+    return out
+
+
+BAD_REPLIES = {
+    "wrong type": (3, _replies((0, "", "x", String()), (1, "", 6, INT), (2, "", 4, INT))),
+    "undefined type": (3, _replies((0, "", UNDEFINED, None), (1, "", 6, INT), (2, "", 4, INT))),
+    "error reply, bad body": (
+        3,
+        _replies((0, "boom", UNDEFINED, None), (1, "", 6, INT), (2, "", 4, INT)),
+    ),
+    "error reply, int body": (3, _replies((0, "boom", 5, INT), (1, "", 6, INT), (2, "", 4, INT))),
+    "no such call": (2, _replies((99, "", 7, INT), (0, "", 6, INT), (1, "", 4, INT))),
+    "no such call, error": (
+        2,
+        _replies((99, "nope", {}, EMPTY_STRUCT), (0, "", 6, INT), (1, "", 4, INT)),
+    ),
+    "no such call, bad body": (
+        2,
+        _replies((99, "", UNDEFINED, None), (0, "", 6, INT), (1, "", 4, INT)),
+    ),
+    "seq twice": (2, _replies((0, "", 7, INT), (0, "", 6, INT), (1, "", 4, INT))),
+}
+
+
+def _client_outcomes(calls: int, data: bytes, chunk: int) -> tuple[list[Any], ClientCodec]:
+    """Each call's outcome as Go's client hands it out (``server error: X`` for a
+    ServerError), driving the codec the way RpcClient does."""
+    codec = ClientCodec()
+    for n in range(calls):
+        codec.request("Arith.Mul", {"A": n, "B": 2}, ARGS, INT)
+    outcomes: dict[int, Any] = {}
+    try:
+        for i in range(0, len(data), chunk):
+            codec.feed(data[i : i + chunk])
+            while (reply := codec.next_reply()) is not None:
+                outcomes[reply.seq] = f"server error: {reply.error}" if reply.error else reply.body
+    except ReplyBodyError as exc:
+        outcomes[exc.seq] = str(exc)
+        rest = exc.stream_error
+    except GobError as exc:
+        rest = str(exc)
+    else:
+        rest = "pending"
+    return [outcomes.get(seq, rest) for seq in range(calls)], codec
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 100_000])
+@pytest.mark.parametrize("case", list(BAD_REPLIES))
+def test_client_reads_bad_replies_as_go_does(case: str, chunk: int) -> None:
+    calls, data = BAD_REPLIES[case]
+    got, codec = _client_outcomes(calls, data, chunk)
+    want = OUR_CLIENT_OUTCOMES.get(case, GO_CLIENT_OUTCOMES[case])
+    assert len(got) == len(want) == calls
+    for outcome, expected, go in zip(got, want, GO_CLIENT_OUTCOMES[case], strict=True):
+        if isinstance(expected, str):
+            assert isinstance(outcome, str) and re.fullmatch(expected, outcome), outcome
+            assert outcome.split("gob: ")[0] == go.split("gob: ")[0]  # the same prefix
+        else:
+            assert outcome == expected
+    if any(isinstance(outcome, str) and "gob: " in outcome for outcome in got):
+        # No more replies once a body failed: the same error again, whatever comes.
+        codec.feed(_replies((1, "", 6, INT)))
+        with pytest.raises(GobError) as again:
+            codec.next_reply()
+        assert str(again.value) in got
+    else:
+        assert codec.pending == 0 and not codec.mid_message
+
+
+def test_client_body_error_names_its_call_and_leaves_the_others_pending() -> None:
+    calls, data = BAD_REPLIES["wrong type"]
+    codec = ClientCodec()
+    for n in range(calls):
+        codec.request("Arith.Mul", {"A": n, "B": 2}, ARGS, INT)
+    codec.feed(data)
+    with pytest.raises(ReplyBodyError) as caught:
+        codec.next_reply()
+    assert caught.value.seq == 0 and isinstance(caught.value, GobError)
+    assert " at offset" not in str(caught.value)  # Go's errors carry no offset
+    assert codec.pending == 2  # for the caller to fail, with stream_error
+
+
+def test_client_header_garbage_fails_the_rest() -> None:
+    """Go: the reply before it is delivered; the others get the decoder's error."""
+    got, _ = _client_outcomes(2, _replies((0, "", 7, INT)) + b"\x05hello", 100_000)
+    assert got[0] == 7
+    assert isinstance(got[1], str) and got[1].startswith("gob: "), got[1]
+
+
+def test_rpc_client_gives_each_call_its_error_as_go_does(tmp_path: Path) -> None:
+    """RpcClient over a Unix socket whose server writes Go's bad-reply cases."""
+
+    async def run(case: str) -> list[Any]:
+        calls, data = BAD_REPLIES[case]
+        path = str(tmp_path / "rpc.sock")
+        got_requests = asyncio.Event()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1)  # the calls are out
+            await got_requests.wait()
+            writer.write(data)
+            await writer.drain()
+            await reader.read()  # until the client closes
+
+        server = await asyncio.start_unix_server(serve, path)
+        try:
+            client = await RpcClient.connect(path)
+            tasks = [
+                asyncio.ensure_future(client.call("Arith.Mul", {"A": n, "B": 2}, ARGS, INT, 2))
+                for n in range(calls)
+            ]
+            await asyncio.sleep(0.05)
+            got_requests.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            later: BaseException | None = None
+            try:
+                await client.call("Arith.Mul", {"A": 9, "B": 9}, ARGS, INT, 0.2)
+            except (ConnectionError, TimeoutError) as exc:
+                later = exc
+            await client.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+        outcomes: list[Any] = []
+        for result in results:
+            if isinstance(result, RpcError):
+                outcomes.append(f"server error: {result}")
+            elif isinstance(result, GobError):
+                outcomes.append(str(result))
+            else:
+                outcomes.append(result)
+        outcomes.append(type(later).__name__)
+        return outcomes
+
+    for case in ("wrong type", "error reply, bad body", "no such call", "no such call, bad body"):
+        got = asyncio.run(run(case))
+        want = OUR_CLIENT_OUTCOMES.get(case, GO_CLIENT_OUTCOMES[case])
+        broken = any(isinstance(w, str) and "gob: " in w for w in want)
+        # Go: "connection is shut down" once broken; otherwise the call waits on.
+        assert got[-1] == ("ConnectionError" if broken else "TimeoutError"), (case, got)
+        for outcome, expected in zip(got, want, strict=False):
+            if isinstance(expected, str):
+                assert isinstance(outcome, str) and re.fullmatch(expected, outcome), outcome
+            else:
+                assert outcome == expected, (case, got)

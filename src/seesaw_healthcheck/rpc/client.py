@@ -2,6 +2,8 @@
 
 A ``Protocol`` feeds received bytes to the sans-IO ``ClientCodec`` and resolves the
 pending call of each reply's seq. Several calls may be in flight on one connection.
+A reply that does not decode ends the connection as it ends Go's client's reading (see
+``framing``): the call whose body failed gets "reading body <err>", the others <err>.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from seesaw_healthcheck.gob import GobError
 from seesaw_healthcheck.gob.types import GobType
-from seesaw_healthcheck.rpc.framing import ClientCodec
+from seesaw_healthcheck.rpc.framing import ClientCodec, ReplyBodyError
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +121,10 @@ class RpcClient:
         Raises ``RpcError`` with the server's error string, ``TimeoutError`` once
         ``timeout`` seconds have passed, ``ConnectionError`` if the connection is or gets
         closed, and ``GobError`` if the server sends garbage (the connection is then
-        closed) or if ``args`` does not fit ``args_type`` (nothing is sent then, and the
-        connection stays usable).
+        closed; as with Go's client, a reply body that does not decode fails its call
+        with "reading body <err>" and the other pending calls with <err>) or if ``args``
+        does not fit ``args_type`` (nothing is sent then, and the connection stays
+        usable).
         """
         deadline = asyncio.timeout(timeout)
         try:
@@ -131,9 +135,7 @@ class RpcClient:
                 raise
             raise TimeoutError(f"rpc: {method} on {self.path}: no reply in {timeout} s") from None
 
-    async def _call(
-        self, method: str, args: Any, args_type: GobType, reply_type: GobType
-    ) -> Any:
+    async def _call(self, method: str, args: Any, args_type: GobType, reply_type: GobType) -> Any:
         if self._drained is not None:
             await asyncio.shield(self._drained)
         if self._failure is not None:
@@ -188,6 +190,11 @@ class RpcClient:
                     future.set_result(reply.body)
         except GobError as exc:
             log.warning("rpc: garbage from server %s: %s", self.path, exc)
+            if isinstance(exc, ReplyBodyError):
+                future = self._calls.pop(exc.seq, None)
+                if future is not None and not future.done():
+                    future.set_exception(exc)  # "reading body <err>"
+                exc = GobError(exc.stream_error)  # what the other calls get
             self._fail(exc)
             assert self._transport is not None
             self._transport.abort()

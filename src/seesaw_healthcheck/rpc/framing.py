@@ -6,6 +6,12 @@ header's ``Error`` is set the body is still there (Go sends an empty struct) and
 and dropped. Type definitions go out once per connection, so each side keeps one
 ``Encoder`` and one ``Decoder`` for the connection's lifetime.
 
+The client side reads as Go's client does (net/rpc/client.go ``input``): a reply to a seq
+that is not pending has its body read and dropped, and the connection carries on; a body
+that does not decode ends the reading: that call gets "reading body <err>" (an error
+reply keeps its server error, and the others get "reading error body: <err>"), every
+other pending call gets the error, and no more replies are read.
+
 The server side reads as Go's server does (tests/test_rpc_errors_go.py compares the two):
 a request whose header decodes but whose args do not (wrong type, corrupt, cut short by
 EOF) is answered with the decode error and the connection carries on from the next gob
@@ -32,9 +38,25 @@ from seesaw_healthcheck.gob import (
 from seesaw_healthcheck.gob.decoder import DEFAULT_MAX_MESSAGE
 from seesaw_healthcheck.gob.types import GobType
 
+# Our decoder's errors end with the stream offset; Go's do not.
+_OFFSET_SUFFIX = re.compile(r" at offset \d+$")
+
 
 class RpcProtocolError(GobError):
-    """Well-formed gob that breaks the net/rpc protocol (e.g. a reply nobody asked for)."""
+    """Well-formed gob that breaks the net/rpc protocol (e.g. a header of another type)."""
+
+
+class ReplyBodyError(GobError):
+    """The body of the reply to pending call ``seq`` did not decode.
+
+    ``str(exc)`` is what Go's client gives that call ("reading body <err>");
+    ``stream_error`` is what it gives every other pending call (the decoder's error).
+    """
+
+    def __init__(self, seq: int, stream_error: str) -> None:
+        super().__init__(f"reading body {stream_error}")
+        self.seq = seq
+        self.stream_error = stream_error
 
 
 @dataclass(slots=True)
@@ -135,6 +157,8 @@ class ClientCodec(_Sender):
         self._next_seq = 0  # Go's client starts at 0 too
         self._reply_types: dict[int, GobType | None] = {}
         self._header: Response | None = None  # read, body still to come
+        self._pending_header = False  # _header's seq was pending when it came
+        self._broken: GobError | None = None  # no more replies: raised again
 
     @property
     def pending(self) -> int:
@@ -166,32 +190,60 @@ class ClientCodec(_Sender):
     def next_reply(self) -> Reply | None:
         """The next complete reply, or None until more bytes are fed.
 
-        Raises ``GobError`` for bytes that are not gob and ``RpcProtocolError`` for a
-        reply to a seq that is not pending; the connection is unusable after either.
+        As Go's client: a reply to a seq that is not pending is read and dropped. Raises
+        ``GobError`` when a header does not decode; ``ReplyBodyError`` when the body of a
+        pending call's reply does not; ``GobError`` ("reading error body: ...") when the
+        body of an error reply, or of a reply to no pending call, does not (an error
+        reply is returned first: that call keeps its server error). Nothing more is read
+        after any of them; ``next_reply`` raises the last error again.
         """
-        header = self._header
-        if header is None:
-            value = self._decoder.next(RESPONSE_TYPE)
-            if value is NEED_DATA:
+        if self._broken is not None:
+            raise self._broken
+        while True:
+            header = self._header
+            if header is None:
+                try:
+                    value = self._decoder.next(RESPONSE_TYPE)
+                except GobError as exc:
+                    self._broken = exc
+                    raise
+                if value is NEED_DATA:
+                    return None
+                if not isinstance(value, Response):
+                    self._broken = RpcProtocolError(
+                        f"rpc: response header decoded as {type(value).__name__}"
+                    )
+                    raise self._broken
+                header = self._header = value
+                # Go takes the call off its pending list before reading the body.
+                self._pending_header = value.seq in self._reply_types
+            pending = self._pending_header
+            # An error reply's body is Go's empty struct, and one to no pending call is
+            # dropped: either is read generically (Go's Decode(nil)).
+            body_type = self._reply_types[header.seq] if pending and not header.error else None
+            try:
+                body = self._decoder.next(body_type)
+            except GobError as exc:
+                self._header = None
+                if pending:
+                    del self._reply_types[header.seq]
+                text = _OFFSET_SUFFIX.sub("", str(exc))
+                if pending and not header.error:
+                    self._broken = GobError(text)
+                    raise ReplyBodyError(header.seq, text) from None
+                self._broken = GobError(f"reading error body: {text}")
+                if pending:  # the call has its answer; the error comes next time
+                    return Reply(header.seq, header.service_method, header.error, None)
+                raise self._broken from None
+            if body is NEED_DATA:
                 return None
-            if not isinstance(value, Response):
-                raise RpcProtocolError(f"rpc: response header decoded as {type(value).__name__}")
-            if value.seq not in self._reply_types:
-                raise RpcProtocolError(
-                    f"rpc: reply to seq {value.seq} ({value.service_method!r}), "
-                    "which is not pending"
-                )
-            header = self._header = value
-        # An error reply's body is Go's empty struct: read it generically and drop it.
-        body_type = None if header.error else self._reply_types[header.seq]
-        body = self._decoder.next(body_type)
-        if body is NEED_DATA:
-            return None
-        self._header = None
-        del self._reply_types[header.seq]
-        if header.error:
-            body = None
-        return Reply(header.seq, header.service_method, header.error, body)
+            self._header = None
+            if not pending:
+                continue  # a reply nobody waits for: dropped, as by Go's client
+            del self._reply_types[header.seq]
+            if header.error:
+                body = None
+            return Reply(header.seq, header.service_method, header.error, body)
 
 
 # Go's words for the errors its gob decoder reports while reading a message's length.
@@ -203,7 +255,6 @@ _TOO_BIG = 1 << 33  # Go's tooBig on 64-bit: a length at or past it is _BAD_COUN
 # Type definitions kept per connection to rebuild the decoder after a bad request (a
 # Seesaw client sends about 1 KiB). Past this a bad request closes the connection.
 MAX_REPLAY = 32 << 10
-_OFFSET_SUFFIX = re.compile(r" at offset \d+$")
 
 
 class _Failed(Exception):
