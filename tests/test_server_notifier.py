@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
 from seesaw_healthcheck.model import Notification, State, Status
+from seesaw_healthcheck.reactor import Reactor, Task, current_reactor, sleep
 from seesaw_healthcheck.server.config import ServerConfig
 from seesaw_healthcheck.server.notifier import CoalescingQueue, Notifier
 
@@ -78,23 +80,29 @@ class Engine:
         self.batches.append((time.monotonic(), list(batch)))
 
 
-async def start(config: ServerConfig) -> tuple[CoalescingQueue, Engine, asyncio.Task[None]]:
+def start(config: ServerConfig) -> tuple[CoalescingQueue, Engine, Task]:
+    """A notifier task on the running reactor (call from inside a reactor task)."""
     engine = Engine()
     queue = CoalescingQueue(config.batch_size)
     notifier = Notifier(config, queue, engine.send)
-    queue.set_wake(notifier.wake_threadsafe(asyncio.get_running_loop()))
-    return queue, engine, asyncio.create_task(notifier.run())
+    queue.set_wake(notifier.wake)
+    return queue, engine, current_reactor().spawn(notifier.run())
+
+
+def run_on_reactor(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    with Reactor() as reactor:
+        reactor.run(scenario(), timeout=30)
 
 
 def test_batch_delay_and_size():
     async def scenario() -> None:
         config = ServerConfig(batch_delay=300 * MS, batch_size=10)
-        queue, engine, task = await start(config)
+        queue, engine, task = start(config)
         t0 = time.monotonic()
         queue.put(1, status(State.HEALTHY))
-        await asyncio.sleep(0.05)
+        await sleep(0.05)
         queue.put(2, status(State.HEALTHY))
-        await asyncio.sleep(0.6)
+        await sleep(0.6)
         assert len(engine.batches) == 1
         sent_at, batch = engine.batches[0]
         assert [n.id for n in batch] == [1, 2]
@@ -104,13 +112,13 @@ def test_batch_delay_and_size():
         engine.batches.clear()
         t1 = time.monotonic()
         queue.put_many((i, status(State.UNHEALTHY)) for i in range(100, 125))
-        await asyncio.sleep(0.6)
+        await sleep(0.6)
         sizes = [len(b) for _, b in engine.batches]
         assert sizes == [10, 10, 5]
         assert engine.batches[1][0] - t1 < 0.2
         task.cancel()
 
-    asyncio.run(scenario())
+    run_on_reactor(scenario)
 
 
 def test_engine_down_then_back_gets_latest_of_each_check():
@@ -118,19 +126,19 @@ def test_engine_down_then_back_gets_latest_of_each_check():
         config = ServerConfig(
             batch_delay=10 * MS, batch_size=3, retry_delay=30 * MS, max_failures=2
         )
-        queue, engine, task = await start(config)
+        queue, engine, task = start(config)
         engine.down = True
         for k in range(5):
             queue.put(k, status(State.HEALTHY, 1))
-        await asyncio.sleep(0.15)
+        await sleep(0.15)
         assert engine.attempts >= 3 and not engine.batches
         # Changes while the engine is down: newest state per id wins.
         queue.put(0, status(State.UNHEALTHY, 1))
         queue.put(9, status(State.UNHEALTHY))
-        await asyncio.sleep(0.1)
-        assert not task.done()  # keeps going past max_failures (Seesaw would exit)
+        await sleep(0.1)
+        assert not task.done  # keeps going past max_failures (Seesaw would exit)
         engine.down = False
-        await asyncio.sleep(0.2)
+        await sleep(0.2)
         received = {n.id: n.status.state for _, b in engine.batches for n in b}
         assert received == {
             0: State.UNHEALTHY, 1: State.HEALTHY, 2: State.HEALTHY, 3: State.HEALTHY,
@@ -140,20 +148,20 @@ def test_engine_down_then_back_gets_latest_of_each_check():
         assert len(queue) == 0
         task.cancel()
 
-    asyncio.run(scenario())
+    run_on_reactor(scenario)
 
 
 def test_logs_error_at_max_failures(caplog: pytest.LogCaptureFixture):
     async def scenario() -> None:
         config = ServerConfig(batch_delay=1 * MS, retry_delay=5 * MS, max_failures=3)
-        queue, engine, task = await start(config)
+        queue, engine, task = start(config)
         engine.down = True
         queue.put(1, status(State.HEALTHY))
-        await asyncio.sleep(0.1)
+        await sleep(0.1)
         task.cancel()
 
     with caplog.at_level("ERROR"):
-        asyncio.run(scenario())
+        run_on_reactor(scenario)
     assert "Send failed 1 times" in caplog.text
     assert "3 errors in a row" in caplog.text
 

@@ -1,5 +1,10 @@
-"""Wiring: the reactor thread (manager, scheduler, checks) and the asyncio thread
-(updater, notifier, stats), signals and the file-descriptor limit.
+"""Wiring: one reactor on the main thread runs the manager (scheduler, checks) and the
+updater, notifier and stats tasks; signals and the file-descriptor limit.
+
+One thread on purpose: every socket call releases the interpreter lock, and a second
+thread busy decoding a fetch or encoding notifications then holds it for up to a switch
+interval each time, so checks start late and the first round of 10,000 new checks took
+1.2-1.4 s instead of 0.95.
 
 Stats: with ``stats_file`` the server rewrites that file (atomically) every second with
 one JSON object: the manager's counters (checks, runnable, ran_once, checks_run,
@@ -11,32 +16,24 @@ updater's (fetches, fetch_failures). ``benchmarks/server_bench.py`` reads it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import json
 import logging
 import os
 import resource
 import signal
-import sys
-import threading
 from collections.abc import Mapping
+from types import FrameType
 from typing import Any
 
 from seesaw_healthcheck.model import Config
+from seesaw_healthcheck.reactor import Task, sleep
 from seesaw_healthcheck.server.config import ServerConfig
 from seesaw_healthcheck.server.manager import Manager
 from seesaw_healthcheck.server.notifier import CoalescingQueue, Notifier, engine_sender
 from seesaw_healthcheck.server.updater import Updater, engine_fetcher
 
 log = logging.getLogger(__name__)
-
-STOP_GRACE_S = 0.5  # how long the reactor thread gets to finish after a stop signal
-# The reactor releases the GIL at every epoll call; while the asyncio thread decodes a big
-# fetch or encodes a full re-notification, the reactor waits up to the switch interval
-# (5 ms by default) each time it wants the GIL back, and its checks start late.
-SWITCH_INTERVAL_S = 0.001
 
 
 def raise_nofile_limit() -> int:
@@ -52,7 +49,7 @@ def raise_nofile_limit() -> int:
 
 
 class Server:
-    """One server: build it, then ``await run()`` on the main thread's asyncio loop."""
+    """One server: build it, then ``run()`` it until ``stop()``."""
 
     def __init__(self, config: ServerConfig, *, stats_file: str | None = None) -> None:
         from seesaw_healthcheck import checkers
@@ -74,23 +71,18 @@ class Server:
         )
         self.queue.live = self.manager.checks.__contains__
         self.notifier = Notifier(config, self.queue, engine_sender(config.engine_socket))
+        self.queue.set_wake(self.notifier.wake)
         self.updater = Updater(
             engine_fetcher(config.engine_socket),
-            self._hand_to_manager,
+            self._apply,
             config.fetch_interval / 1e9,
         )
-        self._thread: threading.Thread | None = None
-
-    def _hand_to_manager(
-        self, configs: Mapping[int, Config | None] | None, requested_at: float
-    ) -> None:
-        self.reactor.call_soon_threadsafe(lambda: self._apply(configs, requested_at))
 
     def _apply(self, configs: Mapping[int, Config | None] | None, requested_at: float) -> None:
-        """On the reactor thread: apply; when checks were added, take the long-lived
-        objects out of the collector's view (else every full collection traverses them).
-        No gc.collect() first: with 50,000 checks it stalls the reactor for ~100 ms.
-        The periodic re-notify starts with the first fetched set."""
+        """Apply a fetched set; when checks were added, take the long-lived objects out of
+        the collector's view (else every full collection traverses them). No gc.collect()
+        first: with 50,000 checks it stalls the reactor for ~100 ms. The periodic
+        re-notify starts with the first fetched set."""
         if self.manager.apply(configs, requested_at):
             gc.freeze()
         if not self.manager.notifying:
@@ -99,49 +91,36 @@ class Server:
             # largest bursts of work; at the same moment they delay checks far more.
             self.manager.start_notify_timer(self.manager.notify_interval_s / 2)
 
-    def _run_reactor(self) -> None:
-        try:
-            self.reactor.run_forever()
-        except BaseException:
-            log.exception("The check reactor failed")
-            raise
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set; then stop everything within about a second."""
-        loop = asyncio.get_running_loop()
-        self.queue.set_wake(self.notifier.wake_threadsafe(loop))
+    def run(self) -> None:
+        """Run until ``stop()``; then stop every check and task and close the reactor."""
         # Fewer, larger young-generation collections: a check allocates a handful of
         # short-lived containers.
         gc.set_threshold(10_000, 20, 20)
-        self._thread = threading.Thread(target=self._run_reactor, name="reactor", daemon=True)
-        self._thread.start()
-        tasks = [
-            asyncio.create_task(self.updater.run(), name="updater"),
-            asyncio.create_task(self.notifier.run(), name="notifier"),
-        ]
-        if self.stats_file:
-            tasks.append(asyncio.create_task(self._write_stats(self.stats_file), name="stats"))
-        stopper = asyncio.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopper and not task.cancelled() and task.exception() is not None:
-                log.error("%s task failed: %r", task.get_name(), task.exception())
-        for task in [stopper, *tasks]:
-            task.cancel()
-        await asyncio.gather(stopper, *tasks, return_exceptions=True)
-        self.shutdown()
-
-    def shutdown(self) -> None:
-        """Stop the checks and the reactor thread (bounded wait)."""
         reactor = self.reactor
-        reactor.call_soon_threadsafe(self.manager.stop_all)
-        reactor.stop()
-        if self._thread is not None:
-            self._thread.join(STOP_GRACE_S)
-            if self._thread.is_alive():
-                log.warning("The check reactor did not stop within %.1fs", STOP_GRACE_S)
-            else:
-                reactor.close()
+        tasks: list[Task] = []
+
+        def spawn(name: str, coro: Any) -> None:
+            def done(outcome: Any) -> None:
+                # These loop forever: ending at all is a bug; say so, keep checking.
+                log.error("%s task ended: %r", name, outcome)
+
+            tasks.append(reactor.spawn(coro, None, done))
+
+        spawn("updater", self.updater.run())
+        spawn("notifier", self.notifier.run())
+        if self.stats_file:
+            spawn("stats", self._write_stats(self.stats_file))
+        try:
+            reactor.run_forever()
+        finally:
+            self.manager.stop_all()
+            for task in tasks:
+                task.cancel()
+            reactor.close()
+
+    def stop(self) -> None:
+        """Make ``run`` return soon; safe from a signal handler or another thread."""
+        self.reactor.stop()
 
     def stats(self) -> dict[str, Any]:
         out = self.manager.stats.as_dict(self.reactor.time())
@@ -166,28 +145,25 @@ class Server:
                 os.replace(tmp, path)
             except OSError as err:
                 log.warning("Could not write stats to %s: %s", path, err)
-            await asyncio.sleep(1.0)
+            await sleep(1.0)
 
 
 def run(config: ServerConfig, *, stats_file: str | None = None) -> int:
     """Run the server until SIGTERM or SIGINT; return the exit status (0)."""
     limit = raise_nofile_limit()
     log.info("File descriptor limit: %d", limit)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    server = Server(config, stats_file=stats_file)
 
-    async def main() -> None:
-        server = Server(config, stats_file=stats_file)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            await server.run(stop)
-        finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(signum)
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Runs on the main thread between bytecodes (an epoll wait in progress returns
+        # EINTR first); stop() only queues a callback and writes the reactor's eventfd.
+        server.stop()
 
-    asyncio.run(main())
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     log.info("Shut down")
     return 0

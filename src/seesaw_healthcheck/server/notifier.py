@@ -1,7 +1,7 @@
 """The notifier: batches state notifications and sends them to the engine.
 
-The manager (reactor thread) puts Statuses into a ``CoalescingQueue``; the notifier (the
-asyncio thread) takes batches from it. Pending entries coalesce to the newest Status per
+The manager puts Statuses into a ``CoalescingQueue``; the notifier, a task on the same
+reactor, takes batches from it. Pending entries coalesce to the newest Status per
 check id, so memory is bounded by the number of checks, and a batch that could not be
 sent is merged back under any newer entries: when the engine answers again it receives
 the latest state of every check that changed. Unlike Seesaw, the server never exits after
@@ -10,7 +10,6 @@ the latest state of every check that changed. Unlike Seesaw, the server never ex
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -18,13 +17,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from itertools import islice
 
 from seesaw_healthcheck.model import Context, HealthState, Notification, Status
+from seesaw_healthcheck.reactor import Future, Timer, current_reactor, sleep
 from seesaw_healthcheck.server.config import ENGINE_TIMEOUT_S, ServerConfig
 
 log = logging.getLogger(__name__)
 
 Sender = Callable[[list[Notification]], Awaitable[None]]
-
-MAX_PACE_S = 0.01
 
 
 class CoalescingQueue:
@@ -124,73 +122,88 @@ class CoalescingQueue:
             return dict(self._pending)
 
 
+class _Wakeup:
+    """A flag the queue's wake callback sets and the notifier waits on (reactor thread)."""
+
+    __slots__ = ("_future", "is_set")
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._future: Future[None] | None = None
+
+    def set(self) -> None:
+        self.is_set = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Until set, or ``timeout`` seconds."""
+        if self.is_set:
+            return
+        future: Future[None] = Future()
+        self._future = future
+        timer: Timer | None = None
+        if timeout is not None:
+            timer = current_reactor().call_later(
+                timeout, lambda: None if future.done() else future.set_result(None)
+            )
+        try:
+            await future
+        finally:
+            self._future = None
+            if timer is not None:
+                timer.cancel()
+
+
 class Notifier:
-    """Sends batches of at most batch_size, no later than batch_delay after the first."""
+    """Sends batches of at most batch_size, no later than batch_delay after the first.
+
+    ``run`` is a task on the reactor that runs the checks; the queue's puts come from the
+    same thread, so a wake-up is never missed between looking at the queue and waiting.
+    """
 
     def __init__(self, config: ServerConfig, queue: CoalescingQueue, send: Sender) -> None:
         self._config = config
         self._queue = queue
         self._send = send
-        self._event = asyncio.Event()
+        self._wakeup = _Wakeup()
         self.batches_sent = 0
         self.notifications_sent = 0
         self.send_failures = 0
         self.consecutive_failures = 0
-        self.pace = True
-
-    def wake_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-        """The queue's wake callback, for puts from another thread."""
-
-        def wake() -> None:
-            loop.call_soon_threadsafe(self._event.set)
-
-        return wake
 
     def wake(self) -> None:
-        """The queue's wake callback, for puts on the notifier's own loop."""
-        self._event.set()
+        """The queue's wake callback (reactor thread)."""
+        self._wakeup.set()
 
     async def run(self) -> None:
         config = self._config
         queue = self._queue
+        wakeup = self._wakeup
         batch_delay = config.batch_delay / 1e9
         while True:
             if not len(queue):
-                self._event.clear()
-                # A put between the check and clear() set the event after it... or before:
-                # check again so a wake-up is never missed.
-                if not len(queue):
-                    await self._event.wait()
-                    continue
+                wakeup.is_set = False
+                await wakeup.wait()
+                continue
             # Wait for a full batch or the delay after the first queued entry.
             while len(queue) < config.batch_size:
                 remaining = queue.first_put() + batch_delay - time.monotonic()
                 if remaining <= 0:
                     break
-                self._event.clear()
-                if len(queue) >= config.batch_size:
-                    break
-                try:
-                    await asyncio.wait_for(self._event.wait(), remaining)
-                except TimeoutError:
-                    break
+                wakeup.is_set = False
+                await wakeup.wait(remaining)
             batch = queue.take(config.batch_size)
             if batch:
-                cpu_before = time.thread_time()
                 await self._send_with_retries(batch)
-                if len(queue) >= config.batch_size and self.pace:
-                    # A burst (a full re-notification): give the reactor thread the GIL
-                    # for as long as this thread held it for the batch (its CPU time),
-                    # or the reactor's checks start late.
-                    held = time.thread_time() - cpu_before
-                    await asyncio.sleep(min(held, MAX_PACE_S))
 
     async def _send_with_retries(self, batch: list[Notification]) -> None:
         config = self._config
         while True:
             try:
                 await self._send(batch)
-            except asyncio.CancelledError:
+            except GeneratorExit:  # the task is being cancelled (shutdown)
                 self._queue.put_back(batch)
                 raise
             except Exception as err:  # any failure: dial, RPC, codec, timeout
@@ -209,7 +222,7 @@ class Notifier:
                 # Merge back, wait, then send the newest state of the same ids (and
                 # whatever else fits in a batch).
                 self._queue.put_back(batch)
-                await asyncio.sleep(config.retry_delay / 1e9)
+                await sleep(config.retry_delay / 1e9)
                 batch = self._queue.take(config.batch_size)
                 if not batch:
                     return
@@ -229,13 +242,14 @@ def _describe(err: BaseException) -> str:
 
 def engine_sender(engine_socket: str) -> Sender:
     """SeesawEngine.HealthState over a fresh connection per batch, as Seesaw does."""
-    from seesaw_healthcheck import rpc, schema
+    from seesaw_healthcheck import schema
+    from seesaw_healthcheck.rpc import reactor_call
 
     ctx = Context.trusted()  # the process's identity: read the user database once
 
     async def send(batch: list[Notification]) -> None:
         args = HealthState(ctx=ctx, notifications=batch)
-        await rpc.call(
+        await reactor_call.call(
             engine_socket,
             schema.HEALTH_STATE_METHOD,
             args,

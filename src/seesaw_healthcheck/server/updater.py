@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from seesaw_healthcheck.model import Checks, Config, Context
+from seesaw_healthcheck.reactor import sleep
 from seesaw_healthcheck.server.config import ENGINE_TIMEOUT_S, FETCH_RETRY_S
 
 log = logging.getLogger(__name__)
@@ -18,10 +18,9 @@ Configs = Mapping[int, Config | None] | None
 
 class Updater:
     """Calls ``fetch`` every ``fetch_interval_s`` and hands each result to ``apply``,
-    with the time the fetch was sent (``time.monotonic()``).
+    with the time the fetch was sent (``time.monotonic()``). A task on the reactor.
 
     On any error it logs and retries after ``retry_s``; running checks go on untouched.
-    ``apply`` must be cheap and thread-safe (it hands the configs to the reactor thread).
     """
 
     def __init__(
@@ -39,8 +38,7 @@ class Updater:
         self.failures = 0
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_fetch = loop.time()
+        next_fetch = time.monotonic()
         while True:
             # Fetches keep to a fixed grid (Go sleeps a full interval after each fetch and
             # drifts), so they stay out of phase with the manager's periodic re-notify.
@@ -49,33 +47,32 @@ class Updater:
             requested_at = time.monotonic()
             try:
                 checks = await self._fetch()
-            except asyncio.CancelledError:
-                raise
             except Exception as err:  # dial, RpcError, GobError, timeout, ...
                 self.failures += 1
                 text = str(err) or type(err).__name__
                 log.error("SeesawEngine.Healthchecks failed: %s: %s", type(err).__name__, text)
-                await asyncio.sleep(self._retry)
-                next_fetch = loop.time()
+                await sleep(self._retry)
+                next_fetch = time.monotonic()
                 continue
             self.fetches += 1
             configs = checks.configs
             log.info("Engine returned %d healthchecks", len(configs or {}))
             self._apply(configs, requested_at)
-            now = loop.time()
+            now = time.monotonic()
             if next_fetch < now:  # the fetch took longer than an interval: no catching up
                 next_fetch = now
-            await asyncio.sleep(next_fetch - now)
+            await sleep(next_fetch - now)
 
 
 def engine_fetcher(engine_socket: str) -> Fetcher:
     """SeesawEngine.Healthchecks over a fresh connection, with a trusted context."""
-    from seesaw_healthcheck import rpc, schema
+    from seesaw_healthcheck import schema
+    from seesaw_healthcheck.rpc import reactor_call
 
     ctx = Context.trusted()  # the process's identity: read the user database once
 
     async def fetch() -> Checks:
-        reply = await rpc.call(
+        reply = await reactor_call.call(
             engine_socket,
             schema.HEALTHCHECKS,
             ctx,
