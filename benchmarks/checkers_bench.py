@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from seesaw_healthcheck import checkers  # noqa: E402
+from seesaw_healthcheck.checkers.http import build_request  # noqa: E402
 from seesaw_healthcheck.model import (  # noqa: E402
     DNSChecker,
     DNSQuestion,
@@ -107,10 +108,7 @@ def build_floor() -> Path | None:
         print("note: no C compiler; the C floor column is left empty")
         return None
     FLOOR_BINARY.parent.mkdir(parents=True, exist_ok=True)
-    if (
-        not FLOOR_BINARY.exists()
-        or FLOOR_BINARY.stat().st_mtime < FLOOR_SOURCE.stat().st_mtime
-    ):
+    if not FLOOR_BINARY.exists() or FLOOR_BINARY.stat().st_mtime < FLOOR_SOURCE.stat().st_mtime:
         subprocess.run(
             [gcc, "-O2", "-Wall", "-o", str(FLOOR_BINARY), str(FLOOR_SOURCE)], check=True
         )
@@ -141,6 +139,38 @@ def run_floor(floor: Path, kind: str, port: int, count: int, inflight: int) -> f
     if int(fields["fail"]):
         print(f"  note: C floor {kind}: {fields['fail']} of {count} checks failed")
     return float(fields["cpu_us_per_check"])
+
+
+def check_floor_request(floor: Path, make: Callable[[int], Any]) -> None:
+    """The C floor's HTTP check must send our checker's bytes (``make(port)``'s request):
+    one ``floor check http`` against a loopback listener here, its request compared."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind((HOST, 0))
+        listener.listen(1)
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+        proc = subprocess.Popen(
+            [str(floor), "check", "http", HOST, str(port), "1", "1"], stdout=subprocess.DEVNULL
+        )
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                got = b""
+                while b"\r\n\r\n" not in got and (chunk := conn.recv(4096)):
+                    got += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    want = build_request(make(port)).request
+    if got != want:
+        raise RuntimeError(
+            f"the C floor's HTTP request differs from our checker's:\n  C:    {got!r}\n"
+            f"  ours: {want!r}\n(edit benchmarks/floor/floor.c)"
+        )
 
 
 def cpu_seconds() -> float:
@@ -191,17 +221,16 @@ def run_python(checker: Any, count: int, inflight: int, timeout_s: float) -> tup
     return cpu * 1e6 / max(1, finished), failed, first_failure
 
 
-def run_hand_python(kind: str, port: int, count: int, inflight: int) -> float | None:
+def run_hand_python(
+    kind: str, port: int, count: int, inflight: int, request: bytes = b""
+) -> float | None:
     """A hand-written Python epoll loop doing the same syscalls as the C floor, without
-    our reactor, tasks or Results: what any Python framework on top of it starts from."""
+    our reactor, tasks or Results: what any Python framework on top of it starts from.
+    ``request``: for http, the bytes to send (our checker's, from ``build_request``)."""
     if kind not in ("tcp", "http", "udp"):
         return None
     ep = select.epoll()
     addr = (HOST, port)
-    request = b"GET / HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: Go-http-client/1.1\r\n\r\n" % (
-        HOST.encode(),
-        port,
-    )
     stream = kind != "udp"
     kind_flags = (socket.SOCK_STREAM if stream else socket.SOCK_DGRAM) | socket.SOCK_NONBLOCK
     socks: dict[int, socket.socket] = {}
@@ -275,6 +304,12 @@ def main() -> int:
         try:
             count = max(100, int(case.count * args.scale))
             checker = case.make(port)
+            # HTTP: all three send our checker's request bytes (Go's, Accept-Encoding too).
+            request = b""
+            if case.kind == "http":
+                request = build_request(checker).request
+                if case.floor and floor is not None:
+                    check_floor_request(floor, case.make)
             # Warm up (imports, caches, shared sockets) and see that the check passes.
             _, warm_failed, warm_text = run_python(checker, 200, 100, 2.0)
             if warm_failed == 200:
@@ -294,7 +329,7 @@ def main() -> int:
                     if which == "c" and case.floor and floor is not None:
                         c_runs.append(run_floor(floor, case.kind, port, count, args.inflight))
                     elif which == "hand" and case.target:
-                        hand = run_hand_python(case.kind, port, count, args.inflight)
+                        hand = run_hand_python(case.kind, port, count, args.inflight, request)
                         if hand is not None:
                             hand_runs.append(hand)
                     elif which == "ours":

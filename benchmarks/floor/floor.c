@@ -173,8 +173,11 @@ static int run_checks(const char *host, int port, long n, int k) {
     char hostport[128];
     if (target.ss_family == AF_INET6) snprintf(hostport, sizeof hostport, "[%s]:%d", host, port);
     else snprintf(hostport, sizeof hostport, "%s:%d", host, port);
+    /* The bytes our HTTP checker (and Go's net/http) sends for GET "/": build_request in
+     * src/seesaw_healthcheck/checkers/http.py; checkers_bench.py checks they agree. */
     http_request_len = snprintf(http_request, sizeof http_request,
-                                "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: Go-http-client/1.1\r\n\r\n",
+                                "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: Go-http-client/1.1\r\n"
+                                "Accept-Encoding: gzip\r\n\r\n",
                                 hostport);
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) die("epoll_create1");
