@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def test_alsologtostderr_and_logtostderr(tmp_path: Path) -> None:
     err = io.StringIO()
     glog.setup("p", str(tmp_path), alsologtostderr=True, stderr=err)
     logging.getLogger().info("both places")
+    glog.flush()  # INFO lines are buffered (see the next test)
     assert "both places" in err.getvalue()
     assert "both places" in (tmp_path / "p.INFO").read_text()
     glog.shutdown()
@@ -91,6 +93,30 @@ def test_alsologtostderr_and_logtostderr(tmp_path: Path) -> None:
     logging.getLogger().info("stderr only")
     assert "stderr only" in err2.getvalue()
     assert list(only.iterdir()) == []
+
+
+def test_info_is_written_within_the_flush_interval_warnings_at_once(tmp_path: Path) -> None:
+    """INFO lines go to a buffer a background thread flushes every FLUSH_INTERVAL_S (a
+    write per line was the server's largest start-up cost); WARNING and above at once."""
+    glog.setup("p", str(tmp_path), stderr=io.StringIO())
+    log = logging.getLogger()
+    log.info("buffered line")
+    started = time.monotonic()
+    log.warning("urgent line")
+    text = (tmp_path / "p.INFO").read_text()
+    assert "urgent line" in text and "buffered line" in text  # a warning flushes all
+    log.info("later line")
+    deadline = started + glog.FLUSH_INTERVAL_S * 3 + 1.0
+    while "later line" not in (tmp_path / "p.INFO").read_text():
+        assert time.monotonic() < deadline, "the INFO line was never flushed"
+        time.sleep(0.02)
+
+
+def test_buffered_lines_are_written_at_shutdown(tmp_path: Path) -> None:
+    glog.setup("p", str(tmp_path), stderr=io.StringIO())
+    logging.getLogger().info("last words")
+    glog.shutdown()
+    assert "last words" in (tmp_path / "p.INFO").read_text()
 
 
 def test_verbosity_levels() -> None:
@@ -118,6 +144,7 @@ def test_rotation_bounds_files(tmp_path: Path) -> None:
     log = logging.getLogger()
     for i in range(200):  # ~100 bytes a line: about ten rotations
         log.info("line %04d %s", i, "x" * 60)
+    glog.flush()
     files = _files(tmp_path, "INFO")
     assert len(files) == 3  # the current one plus two old ones
     for path in files:
