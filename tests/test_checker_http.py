@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trustme
-from tests.conftest import full_accept_queue, run_check
+from tests.conftest import free_port, full_accept_queue, run_check
 from tests.responders.http import HTTPResponder, Route, tls_server_context
 from tests.responders.tcp import TCPResponder
 
 from seesaw_healthcheck import checkers
+from seesaw_healthcheck.checkers import resolve
 from seesaw_healthcheck.checkers.base import CheckError
 from seesaw_healthcheck.checkers.http import parse_head
 from seesaw_healthcheck.model import HTTPChecker, Mode, Proto, Target, ip_to_bytes
@@ -121,25 +124,74 @@ def test_absolute_url_host_wins_and_query_is_kept() -> None:
         assert run_check(checker).success
         assert web.seen[-1].request_line == "GET /healthz?full=1 HTTP/1.1"
         assert web.seen[-1].host == f"[::1]:{web.port}"
-        # A host name in the URL is the Host header; the target is still what we dial.
-        named = http_checker("::1", web.port, request="http://status.example/healthz")
-        assert run_check(named).success
-        assert web.seen[-1].host == "status.example"
+
+
+@pytest.fixture
+def fresh_resolver_cache() -> Iterator[None]:
+    resolve._cache.clear()
+    yield
+    resolve._cache.clear()
+
+
+def test_a_host_name_in_the_url_is_resolved_and_dialled_as_go_does(
+    fresh_resolver_cache: None,
+) -> None:
+    """PLAIN mode: Go's Transport dials the URL's host, here "localhost" (from /etc/hosts:
+    no query leaves the machine), not the target, which is a closed port."""
+    dead = free_port()
+    with HTTPResponder("127.0.0.1") as web:
+        checker = http_checker("127.0.0.1", dead, request=f"http://localhost:{web.port}/healthz")
+        result = run_check(checker)
+        assert result.success, result
+        assert result.message == f"HTTP GET to 127.0.0.1:{dead}; got 200 OK"
+        assert web.seen[-1].host == f"localhost:{web.port}"
+    refused = run_check(http_checker("127.0.0.1", dead, request=f"http://localhost:{dead}/"))
+    assert not refused.success
+    assert refused.message == f"HTTP GET to 127.0.0.1:{dead}; failed to connect"
+    assert refused.error == (
+        f'Get "http://localhost:{dead}/": dial tcp 127.0.0.1:{dead}: connect: connection refused'
+    )
+
+
+def test_a_name_that_does_not_resolve_fails_with_gos_text(
+    fresh_resolver_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def no_such_host(name: str, *args: Any) -> Any:
+        calls.append(name)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(resolve.socket, "getaddrinfo", no_such_host)
+    checker = http_checker("127.0.0.1", 80, request="http://status.invalid:8080/")
+    for _ in range(2):
+        result = run_check(checker)
+        assert not result.success
+        assert result.message == "HTTP GET to 127.0.0.1:80; failed to connect"
+        assert result.error == (
+            'Get "http://status.invalid:8080/": dial tcp: lookup status.invalid: no such host'
+        )
+    assert calls == ["status.invalid"]  # the answer is kept for resolve.TTL_S
 
 
 def test_proxy_mode_sends_absolute_uri() -> None:
     with HTTPResponder("127.0.0.1", routes={"*": Route(200, b"proxied")}) as proxy:
+        # A path: the target is the proxy, and gets the absolute URI.
         checker = http_checker(
-            "127.0.0.1",
-            proxy.port,
-            proxy=True,
-            request="http://backend.example/x?y=1",
-            response="prox",
+            "127.0.0.1", proxy.port, proxy=True, request="/x?y=1", response="prox"
         )
         result = run_check(checker)
         assert result.success, str(result)
-        assert proxy.seen[-1].request_line == "GET http://backend.example/x?y=1 HTTP/1.1"
-        assert proxy.seen[-1].host == "backend.example"
+        assert proxy.seen[-1].request_line == f"GET http://127.0.0.1:{proxy.port}/x?y=1 HTTP/1.1"
+        # An absolute URL: Seesaw makes the URL itself the proxy (http.ProxyURL(u)), so Go
+        # dials the URL's host, here localhost (from /etc/hosts), not the target.
+        named = http_checker(
+            "127.0.0.1", free_port(), proxy=True, request=f"http://localhost:{proxy.port}/z"
+        )
+        result = run_check(named)
+        assert result.success, str(result)
+        assert proxy.seen[-1].request_line == f"GET http://localhost:{proxy.port}/z HTTP/1.1"
+        assert proxy.seen[-1].host == f"localhost:{proxy.port}"
 
 
 def test_redirect_is_judged_not_followed() -> None:

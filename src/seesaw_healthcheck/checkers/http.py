@@ -22,9 +22,12 @@ What Go does, and so do we:
   ``...; failed to read HTTP response``; transport errors read as Go's
   ``Get "http://127.0.0.1:80/": dial tcp 127.0.0.1:80: connect: connection refused``.
 
-Where we differ: with a host *name* in an absolute ``request`` Go resolves and dials that
-name in PLAIN mode; we always dial the target (no blocking DNS on the reactor), and dial
-an IP-literal URL host as Go does. With ``proxy`` and ``secure`` Go tunnels with CONNECT
+- In PLAIN mode an absolute ``request`` naming a host is dialled there, not at the
+  target: an IP literal directly, a name through ``resolve.resolve_tcp`` (getaddrinfo on a
+  thread pool, answers kept 5 s), each address in turn until one connects, as Go's dialer.
+  DSR and TUN dial the target (the VIP) with the mark, whatever the URL names.
+
+Where we differ: with ``proxy`` and ``secure`` Go tunnels with CONNECT
 through a TLS proxy; we speak TLS to the target and send the absolute URL. A non-ASCII
 host name becomes the Host header through Python's IDNA 2003 codec, not Go's UTS #46
 (``ß`` differs).
@@ -55,6 +58,7 @@ from seesaw_healthcheck.checkers.base import (
     now_ns,
     timed_out,
 )
+from seesaw_healthcheck.checkers.resolve import resolve_tcp
 from seesaw_healthcheck.checkers.tcp import send_all
 from seesaw_healthcheck.model import HTTPChecker, Mode, Target, ip_to_bytes
 from seesaw_healthcheck.reactor import limit_deadline, readable, writable
@@ -87,7 +91,17 @@ def describe(checker: HTTPChecker) -> str:
 class _Plan:
     """What to send and where, derived from the checker (Go's URL handling)."""
 
-    __slots__ = ("dial", "host_header", "message", "request", "server_name", "url", "url_error")
+    __slots__ = (
+        "dial",
+        "dial_name",
+        "dials",
+        "host_header",
+        "message",
+        "request",
+        "server_name",
+        "url",
+        "url_error",
+    )
 
     def __init__(
         self,
@@ -105,6 +119,8 @@ class _Plan:
         self.host_header = host_header
         self.server_name = server_name
         self.dial = dial
+        self.dials: tuple[Endpoint, ...] = (dial,)  # what a check connects to, in order
+        self.dial_name: tuple[str, int] | None = None  # a URL host name to resolve first
         self.request = request
 
 
@@ -433,15 +449,18 @@ def _build(
     host = _header_host(own_host) or _header_host(url.host)
 
     dial = ep
+    dial_name = None
     url_ip, url_port = _hostname_port(url.host)
     if own_host and plain:
+        url_port_number = int(url_port) if url_port else (443 if secure else 80)
         try:
             literal = ipaddress.ip_address(url_ip.partition(b"%")[0].decode("latin-1"))
         except ValueError:
-            literal = None  # a name: we dial the target, see the module docstring
+            literal = None
         if literal is not None:
-            url_port_number = int(url_port) if url_port else (443 if secure else 80)
             dial = endpoint(Target(ip=ip_to_bytes(literal), port=url_port_number))
+        else:
+            dial_name = (url_ip.decode("utf-8", "surrogateescape"), url_port_number)
     try:
         server_name = _idna_ascii(url_ip).decode("utf-8", "surrogateescape")
     except ValueError:
@@ -474,7 +493,7 @@ def _build(
 
     text = url.text(scheme)
     op = method[:1] + method[1:].lower()  # Go's url.Error Op: "Get", "Head"
-    return _Plan(
+    plan = _Plan(
         text,
         host.decode("utf-8", "surrogateescape"),
         server_name,
@@ -483,6 +502,8 @@ def _build(
         f"{op} {go_quote(text)}: ",
         f"HTTP {raw_method} to {ep.addr}",
     )
+    plan.dial_name = dial_name
+    return plan
 
 
 class Response:
@@ -685,18 +706,34 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
             if checker.target.mark:
                 sock = await dial_tcp_bare(dial_ep, checker.target.mark)
             else:
-                # dial_tcp_bare inlined: one coroutine level less on the hot path.
-                sock = _socket.socket(dial_ep.family, _STREAM)
-                try:
-                    code = sock.connect_ex(dial_ep.sockaddr)
-                    if code == EINPROGRESS:
-                        await writable(sock)
-                        code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
-                except BaseException:
+                dials = plan.dials
+                if plan.dial_name is not None:
+                    try:
+                        dials = await resolve_tcp(*plan.dial_name)
+                    except CheckError as error:
+                        text = f"{url_error}dial tcp: {error}"
+                        return Result(False, msg + "; failed to connect", now_ns() - start, text)
+                # dial_tcp_bare inlined: one coroutine level less on the hot path. Each
+                # address in turn; Go reports the first one's error when all fail.
+                first_failure: tuple[Endpoint, int] | None = None
+                for dial_ep in dials:
+                    sock = _socket.socket(dial_ep.family, _STREAM)
+                    try:
+                        code = sock.connect_ex(dial_ep.sockaddr)
+                        if code == EINPROGRESS:
+                            await writable(sock)
+                            code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
+                    except BaseException:
+                        sock.close()
+                        raise
+                    if not code:
+                        break
                     sock.close()
-                    raise
-                if code:
-                    sock.close()
+                    if first_failure is None:
+                        first_failure = (dial_ep, code)
+                else:
+                    assert first_failure is not None
+                    dial_ep, code = first_failure
                     text = _dial_error(checker, dial_ep, url_error, f"connect: {errno_text(code)}")
                     return Result(False, msg + "; failed to connect", now_ns() - start, text)
         except CheckError as error:
