@@ -93,3 +93,26 @@ def test_demo_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     missing = subprocess.run([*DEMO, "--duration", "1", str(tmp_path / "nope.toml")],
                              capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_demo_http_target_is_quiet_about_clients_that_hang_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A checker closes once it has the status line; the demo's web target must not print
+    a traceback for that (it did, on the demo's screen), but still does for a real bug."""
+    from http.server import BaseHTTPRequestHandler
+
+    from seesaw_healthcheck.demo_targets import _QuietHTTPServer
+
+    srv = _QuietHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        for error in (BrokenPipeError(32, "Broken pipe"), ValueError("a real bug")):
+            try:
+                raise error
+            except Exception:
+                srv.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        srv.server_close()
+    err = capsys.readouterr().err
+    assert "BrokenPipeError" not in err
+    assert "ValueError: a real bug" in err

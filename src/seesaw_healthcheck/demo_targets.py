@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -98,10 +99,18 @@ class _FlappingHandler(BaseHTTPRequestHandler):
         pass  # the demo prints state changes, not every request
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A health checker hangs up once it has the status line (and a stopping server
+        # mid-check): normal for a health endpoint, not a traceback on the demo's screen.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _http(name: str, port: int, flap: float) -> DemoTarget:
     handler = type(f"Handler_{name}", (_FlappingHandler,),
                    {"flap": flap, "started": time.monotonic()})
-    srv = ThreadingHTTPServer((LOOPBACK, port), handler)
+    srv = _QuietHTTPServer((LOOPBACK, port), handler)
     srv.daemon_threads = True
     stop = threading.Event()
     threads = [_thread(lambda: srv.serve_forever(poll_interval=0.2), f"demo-http-{name}")]
