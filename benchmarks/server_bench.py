@@ -163,12 +163,15 @@ FLOOR_CHECKS = 20_000
 FLOOR_IN_FLIGHT = (1, 10)
 
 
-def floor_tcp_us(floor: Path | None, target_ports: list[int], in_flight: int) -> float | None:
-    """The C floor's CPU-µs per TCP check against the same target (median of 3 runs, each
-    on a port of its own)."""
+def floor_tcp_us(
+    floor: Path | None, target_ports: list[int], in_flight: int
+) -> tuple[float, float] | None:
+    """The C floor's CPU-µs and user-µs per TCP check against the same target (medians of
+    3 runs, each on a port of its own)."""
     if floor is None:
         return None
     runs = []
+    users = []
     for run in range(3):
         port = target_ports[(in_flight + run) % len(target_ports)]
         out = subprocess.run(
@@ -178,7 +181,8 @@ def floor_tcp_us(floor: Path | None, target_ports: list[int], in_flight: int) ->
         ).stdout  # fmt: skip
         fields = dict(part.split("=") for part in out.split())
         runs.append(float(fields["cpu_us_per_check"]))
-    return statistics.median(runs)
+        users.append(float(fields["user_us_per_check"]))
+    return statistics.median(runs), statistics.median(users)
 
 
 def run_case(
@@ -258,6 +262,7 @@ def measure(
         "window_s": round(elapsed, 1),
         "checks_per_s": checks / elapsed,
         "cpu_us_per_check": (c1 - c0) / checks * 1e6 if checks else float("nan"),
+        "user_us_per_check": (c1 - c0 - (sys1 - sys0)) / checks * 1e6 if checks else float("nan"),
         "cpu_percent": (c1 - c0) / (t1 - t0) * 100,
         "system_share": (sys1 - sys0) / (c1 - c0) if c1 > c0 else float("nan"),
         "rss_mib_median": statistics.median(rss_samples),
@@ -319,14 +324,21 @@ def main() -> int:
             f"{r['lateness_p99_ms']:11.3f} {r['all_ran_once_after_s']:11.2f} "
             f"{r['skipped_busy'] + r['skipped_late']:8d}"
         )
-    for in_flight, floor_us in floors.items():
-        if floor_us is None:
+    for in_flight, floor_cpu in floors.items():
+        if floor_cpu is None:
             print("C floor: not built (benchmarks/floor); no ratio")
             break
+        floor_us, floor_user = floor_cpu
         ratios = ", ".join(f"{r['case']} {r['cpu_us_per_check'] / floor_us:.2f}x" for r in results)
         print(
-            f"C floor TCP check, {in_flight} in flight: {floor_us:.1f} CPU-us; "
-            f"server/floor: {ratios}"
+            f"C floor TCP check, {in_flight} in flight: {floor_us:.1f} CPU-us "
+            f"({floor_user:.1f} user); server/floor: {ratios}"
+        )
+    # The kernel's share of a check is the same exchange for both; the user part is ours.
+    for r in results:
+        print(
+            f"{r['case']}: server user {r['user_us_per_check']:.1f} us/check, kernel "
+            f"{r['cpu_us_per_check'] - r['user_us_per_check']:.1f} us/check"
         )
     for r in results:
         print(json.dumps(r))
