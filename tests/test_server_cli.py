@@ -109,3 +109,26 @@ def _nofile(pid: int) -> tuple[int, int]:
             soft, hard = line.split()[3:5]
             return int(soft), int(hard)
     raise AssertionError("no Max open files line")
+
+
+def test_a_task_that_ends_stops_the_server_with_status_1(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The updater, notifier and stats tasks loop forever; if one ends (a bug), the server
+    stops and run() returns 1, so the watchdog restarts it, instead of checking on with
+    configs that never refresh."""
+    from seesaw_healthcheck.server import app
+    from seesaw_healthcheck.server.config import ServerConfig
+
+    server = app.Server(ServerConfig(engine_socket=str(tmp_path / "none.sock")))
+
+    async def broken() -> None:
+        raise RuntimeError("manager bug")
+
+    server.updater.run = broken  # type: ignore[method-assign]
+    started = time.monotonic()
+    with caplog.at_level("ERROR"):
+        server.run()  # returns by itself
+    assert time.monotonic() - started < 5
+    assert server.failed is not None and "updater" in server.failed
+    assert "manager bug" in caplog.text

@@ -77,6 +77,7 @@ class Server:
             self._apply,
             config.fetch_interval / 1e9,
         )
+        self.failed: str | None = None  # why run() stopped by itself, if it did
 
     def _apply(self, configs: Mapping[int, Config | None] | None, requested_at: float) -> None:
         """Apply a fetched set; when checks were added, take the long-lived objects out of
@@ -101,8 +102,12 @@ class Server:
 
         def spawn(name: str, coro: Any) -> None:
             def done(outcome: Any) -> None:
-                # These loop forever: ending at all is a bug; say so, keep checking.
-                log.error("%s task ended: %r", name, outcome)
+                # These loop forever: ending at all is a bug. Stop (run() then exits 1, and
+                # the watchdog restarts us) rather than check on with stale configs or
+                # notifications that never go out.
+                self.failed = f"the {name} task ended: {outcome!r}"
+                log.error("Stopping: %s", self.failed)
+                reactor.stop()
 
             tasks.append(reactor.spawn(coro, None, done))
 
@@ -149,7 +154,8 @@ class Server:
 
 
 def run(config: ServerConfig, *, stats_file: str | None = None) -> int:
-    """Run the server until SIGTERM or SIGINT; return the exit status (0)."""
+    """Run the server until SIGTERM or SIGINT (exit status 0), or until one of its tasks
+    fails (1)."""
     limit = raise_nofile_limit()
     log.info("File descriptor limit: %d", limit)
     server = Server(config, stats_file=stats_file)
@@ -166,4 +172,4 @@ def run(config: ServerConfig, *, stats_file: str | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("Shut down")
-    return 0
+    return 1 if server.failed else 0
