@@ -35,8 +35,10 @@ MAX_INTERVAL_NS = 7 * 24 * 3600 * SECOND
 MAX_TIMEOUT_NS = 24 * 3600 * SECOND
 MAX_RETRIES = 2**31 - 1
 
-# New checks all run once within this share of their interval after the fetch.
-FIRST_ROUND_SHARE = 0.95
+# New checks all run once within this share of their interval after the fetch: the rest
+# is room for the first round's extra work (a transition per check) on a busy machine.
+# Measured, 10,000 checks at 1 s: all had run 0.90-0.91 s after the fetch (0.95: 1.00-1.01).
+FIRST_ROUND_SHARE = 0.9
 
 # Full re-notification is chunked so the reactor keeps running checks in between.
 NOTIFY_CHUNK = 1000
