@@ -69,9 +69,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process (utime, stime)."""
+    """User and system CPU seconds of a process and of its children it has waited for
+    (utime + cutime, stime + cstime): the server forks a child per fetch, and its CPU is
+    the server's."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+    user = int(fields[11]) + int(fields[13])
+    system = int(fields[12]) + int(fields[14])
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_mib(pid: int) -> float:

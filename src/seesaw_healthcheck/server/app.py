@@ -28,7 +28,8 @@ from typing import Any
 
 from seesaw_healthcheck.model import Config
 from seesaw_healthcheck.reactor import Task, sleep
-from seesaw_healthcheck.server.config import ServerConfig
+from seesaw_healthcheck.server.config import ENGINE_TIMEOUT_S, ServerConfig
+from seesaw_healthcheck.server.forked_fetch import forked_fetcher
 from seesaw_healthcheck.server.manager import Manager
 from seesaw_healthcheck.server.notifier import CoalescingQueue, Notifier, engine_sender
 from seesaw_healthcheck.server.updater import Updater, engine_fetcher
@@ -51,7 +52,9 @@ def raise_nofile_limit() -> int:
 class Server:
     """One server: build it, then ``run()`` it until ``stop()``."""
 
-    def __init__(self, config: ServerConfig, *, stats_file: str | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, *, stats_file: str | None = None, fork_fetch: bool = True
+    ) -> None:
         from seesaw_healthcheck import checkers
         from seesaw_healthcheck.reactor import Reactor
 
@@ -72,11 +75,16 @@ class Server:
         self.queue.live = self.manager.checks.__contains__
         self.notifier = Notifier(config, self.queue, engine_sender(config.engine_socket))
         self.queue.set_wake(self.notifier.wake)
-        self.updater = Updater(
-            engine_fetcher(config.engine_socket),
-            self._apply,
-            config.fetch_interval / 1e9,
-        )
+        fetch = engine_fetcher(config.engine_socket)
+        if fork_fetch:
+            checks = self.manager.checks
+            fetch = forked_fetcher(
+                config.engine_socket,
+                lambda: {check_id: check.config for check_id, check in checks.items()},
+                fetch,
+                ENGINE_TIMEOUT_S,
+            )
+        self.updater = Updater(fetch, self._apply, config.fetch_interval / 1e9)
         self.failed: str | None = None  # why run() stopped by itself, if it did
 
     def _apply(self, configs: Mapping[int, Config | None] | None, requested_at: float) -> None:
