@@ -154,3 +154,29 @@ def test_a_silent_engine_times_out_and_the_child_is_reaped(short_tmp: Path) -> N
     finally:
         listener.close()
     assert zombie_children() == []
+
+
+def test_a_fetch_cancelled_at_shutdown_ends_its_child(
+    short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Server.run cancels its tasks on the way out; a fetch then in flight must end its
+    child at once (no awaiting in a closing coroutine) and leave no zombie."""
+    path = str(short_tmp / "silent.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    try:
+        fetch = Fetch(path, timeout_s=5.0)
+        fetch.running = {1: Config(1)}
+        with Reactor() as reactor:
+            task = reactor.spawn(fetch.fetch())
+            reactor.call_later(0.3, reactor.stop)
+            reactor.run_forever()
+            assert not task.done  # still waiting for the silent engine
+            started = time.monotonic()
+            task.cancel()
+            assert time.monotonic() - started < 1.0
+    finally:
+        listener.close()
+    assert zombie_children() == []
+    assert "did not close cleanly" not in caplog.text

@@ -80,12 +80,19 @@ def forked_fetcher(
             os.close(read_fd)
             _child(engine_socket, ctx, running, write_fd, timeout_s)
         os.close(write_fd)
+        what = f"rpc: {schema.HEALTHCHECKS} on {engine_socket} (fetch process {pid})"
         try:
-            what = f"rpc: {schema.HEALTHCHECKS} on {engine_socket} (fetch process {pid})"
             payload = await with_timeout(_read_all(read_fd), timeout_s + 1.0, what)
-        finally:
+        except GeneratorExit:  # cancelled (shutdown): no more awaiting; end the child now
+            os.close(read_fd)
+            _kill(pid)
+            raise
+        except BaseException:
             os.close(read_fd)
             await _reap(pid)
+            raise
+        os.close(read_fd)
+        await _reap(pid)
         return _merge(running, payload)
 
     return fetch
@@ -122,9 +129,16 @@ async def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
 
 
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)  # at once: SIGKILL cannot be caught or ignored
+
+
 async def _reap(pid: int) -> None:
     """Wait for the child (it exits right after writing); kill it if it hangs."""
-    for attempt in range(200):
+    for attempt in range(21):
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
@@ -132,11 +146,9 @@ async def _reap(pid: int) -> None:
         if done:
             return
         if attempt == 20:  # ~0.1 s: it should have gone; it has hung
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            _kill(pid)
+            return
         await sleep(0.005)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
 
 
 def _child(
