@@ -53,14 +53,20 @@ from seesaw_healthcheck.checkers.base import (
     elapsed_ns,
     endpoint,
     go_quote,
+    internal_error,
     now_ns,
     os_error_text,
+    timed_out,
 )
 from seesaw_healthcheck.checkers.udp import open_udp, receive_datagram, send_datagram
 from seesaw_healthcheck.model import DNSChecker, DNSQuestion
-from seesaw_healthcheck.reactor import readable, writable
+from seesaw_healthcheck.reactor import limit_deadline, readable, writable
 
 _UDP_BUFSIZE = 65535
+
+# check() sets its own deadline and turns every exception into a Result, so checkers.run
+# hands its coroutine out directly instead of wrapping it in one more.
+GUARDED = True
 _FLAG_QR = 0x8000
 _FLAG_TC = 0x0200
 
@@ -326,52 +332,60 @@ def read_name(wire: bytes, offset: int) -> tuple[bytes, int]:
 
 
 async def check(checker: DNSChecker, timeout_s: float) -> Result:
+    """One DNS check, bounded to ``timeout_s`` (> 0); never raises (see ``GUARDED``)."""
     start = now_ns()
-    q = checker.question
-    question = DNSQuestion(fully_qualified(q.name), q.qtype, q.qclass)
-    asked = question_text(question.name, question.qtype, question.qclass)
-    msg = f"DNS {asked} query to port {checker.target.port}"
+    if timeout_s > 0:
+        limit_deadline(timeout_s)
+    try:
+        q = checker.question
+        question = DNSQuestion(fully_qualified(q.name), q.qtype, q.qclass)
+        asked = question_text(question.name, question.qtype, question.qclass)
+        msg = f"DNS {asked} query to port {checker.target.port}"
 
-    def done(success: bool, suffix: str, error: Exception | None) -> Result:
-        return Result(success, msg + suffix, elapsed_ns(start), error)
+        def done(success: bool, suffix: str, error: Exception | None) -> Result:
+            return Result(success, msg + suffix, elapsed_ns(start), error)
 
-    try:
-        expected = parse_answer(question.qtype, question.qclass, checker.answer)
-    except ValueError as error:
-        return done(False, f"; {error}", None)
-    query_id = _random_id()
-    try:
-        query = build_query(question.name, question.qtype, question.qclass, query_id)
-    except (dns.exception.DNSException, ValueError) as error:
-        return done(False, "; invalid query", error)
-    try:
-        sock, ep = open_udp(checker.target)
-    except (OSError, CheckError) as error:
-        return done(False, "", error)
-    try:
         try:
-            send_datagram(sock, ep, query)
-        except CheckError as error:
-            return done(False, "; failed to send request", error)
-        ignored: list[str] = []
-        while True:
+            expected = parse_answer(question.qtype, question.qclass, checker.answer)
+        except ValueError as error:
+            return done(False, f"; {error}", None)
+        query_id = _random_id()
+        try:
+            query = build_query(question.name, question.qtype, question.qclass, query_id)
+        except (dns.exception.DNSException, ValueError) as error:
+            return done(False, "; invalid query", error)
+        try:
+            sock, ep = open_udp(checker.target)
+        except (OSError, CheckError) as error:
+            return done(False, "", error)
+        try:
             try:
-                wire = await receive_datagram(sock, ep, _UDP_BUFSIZE)
+                send_datagram(sock, ep, query)
             except CheckError as error:
-                if ignored:  # say why the replies that came did not count
-                    error = CheckError(f"{error} (ignored {len(ignored)}: {ignored[-1]})")
-                return done(False, "; failed to read response", error)
-            try:
-                verdict = evaluate_reply(wire, query_id, question, expected, over_tcp=False)
-            except Ignored as why:
-                ignored.append(str(why))
-                continue
-            break
-    finally:
-        sock.close()
-    if not verdict.truncated:
-        return done(verdict.success, verdict.suffix, verdict.error)
-    return await _check_over_tcp(checker, question, expected, done)
+                return done(False, "; failed to send request", error)
+            ignored: list[str] = []
+            while True:
+                try:
+                    wire = await receive_datagram(sock, ep, _UDP_BUFSIZE)
+                except CheckError as error:
+                    if ignored:  # say why the replies that came did not count
+                        error = CheckError(f"{error} (ignored {len(ignored)}: {ignored[-1]})")
+                    return done(False, "; failed to read response", error)
+                try:
+                    verdict = evaluate_reply(wire, query_id, question, expected, over_tcp=False)
+                except Ignored as why:
+                    ignored.append(str(why))
+                    continue
+                break
+        finally:
+            sock.close()
+        if not verdict.truncated:
+            return done(verdict.success, verdict.suffix, verdict.error)
+        return await _check_over_tcp(checker, question, expected, done)
+    except TimeoutError:
+        return timed_out(start, timeout_s)
+    except Exception as error:
+        return internal_error(checker, start, error)
 
 
 async def _check_over_tcp(

@@ -38,7 +38,7 @@ _DGRAM = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 GUARDED = True
 
 
-def open_udp(target: Target) -> tuple[socket.socket, Endpoint]:
+def open_udp(target: Target) -> tuple[_socket.socket, Endpoint]:
     """A non-blocking UDP socket, marked when the target says so, connected to it.
 
     Raises ``CheckError`` (bad target, mark refused) or ``OSError`` (no socket).
@@ -71,7 +71,7 @@ def io_error(op: str, sock: _socket.socket, ep: Endpoint, reason: str | OSError)
     return CheckError(f"{op} {conn_name(sock, ep)}: {reason}")
 
 
-async def receive_datagram(sock: socket.socket, ep: Endpoint, bufsize: int) -> bytes:
+async def receive_datagram(sock: _socket.socket, ep: Endpoint, bufsize: int) -> bytes:
     """The next datagram (cut at ``bufsize``); ``CheckError`` on timeout or socket error.
 
     Waits first: right after a send the reply cannot be there yet, and a recv that fails
@@ -90,7 +90,7 @@ async def receive_datagram(sock: socket.socket, ep: Endpoint, bufsize: int) -> b
             raise io_error("read", sock, ep, error) from None
 
 
-def send_datagram(sock: socket.socket, ep: Endpoint, payload: bytes) -> None:
+def send_datagram(sock: _socket.socket, ep: Endpoint, payload: bytes) -> None:
     try:
         sock.send(payload)
     except OSError as error:  # incl. a full send buffer: Go would fail the write too
@@ -98,7 +98,7 @@ def send_datagram(sock: socket.socket, ep: Endpoint, payload: bytes) -> None:
 
 
 async def exchange_datagram(
-    sock: socket.socket, ep: Endpoint, payload: bytes, bufsize: int
+    sock: _socket.socket, ep: Endpoint, payload: bytes, bufsize: int
 ) -> tuple[bytes | None, str, CheckError | None]:
     """Send one datagram and wait for one back.
 
