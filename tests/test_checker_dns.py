@@ -235,6 +235,34 @@ def test_reply_evaluation_sans_io() -> None:
     ).truncated
 
 
+def test_reply_names_are_compared_however_they_are_written() -> None:
+    """The usual reply (our question echoed byte for byte, owner names as a pointer to it)
+    takes a fast path; a question in other letter case, or owner names written out, or
+    pointing elsewhere, are read label by label; the verdicts agree."""
+    question = DNSQuestion("www.example.com.", A, IN)
+    expected = dns_check.parse_answer(A, IN, "192.0.2.1")
+    header = b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+    name = b"\x03www\x07example\x03com\x00"
+    shouted = b"\x03WWW\x07EXAMPLE\x03COM\x00"
+    qtail = b"\x00\x01\x00\x01"
+    rr_tail = b"\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x01"
+    other = b"\x03www\x07example\x03net\x00"
+    replies = {
+        "echo + pointer": (header + name + qtail + b"\xc0\x0c" + rr_tail, True),
+        "echo + written out": (header + name + qtail + name + rr_tail, True),
+        "other case + pointer": (header + shouted + qtail + b"\xc0\x0c" + rr_tail, True),
+        "other case + written": (header + shouted + qtail + shouted + rr_tail, True),
+        "owner is another name": (header + name + qtail + other + rr_tail, False),
+        "pointer to the middle": (header + name + qtail + b"\xc0\x10" + rr_tail, False),
+    }
+    for label, (wire, success) in replies.items():
+        verdict = dns_check.evaluate_reply(wire, 0x1234, question, expected, over_tcp=False)
+        assert verdict.success is success, label
+    with pytest.raises(dns_check.Ignored, match="another question"):
+        other_question = header + other + qtail + b"\xc0\x0c" + rr_tail
+        dns_check.evaluate_reply(other_question, 0x1234, question, expected, over_tcp=False)
+
+
 def test_read_name_follows_compression_and_refuses_loops() -> None:
     wire = b"\x00" * 12 + b"\x03WWW\x07example\x03com\x00" + b"\x04mail\xc0\x10" + b"\xc0\x22"
     assert dns_check.read_name(wire, 12) == (b"\x03www\x07example\x03com\x00", 29)

@@ -233,7 +233,11 @@ def _evaluate(
     rcode = flags & 0x000F
     qname = qname_wire(question.name)
     offset = 12
-    if qdcount or rcode == dns.rcode.NOERROR or flags & _FLAG_TC:
+    echoed = question_wire(question.name, question.qtype, question.qclass)
+    if qdcount == 1 and wire.startswith(echoed, 12):
+        # The usual reply repeats our question byte for byte: no name to parse.
+        offset += len(echoed)
+    elif qdcount or rcode == dns.rcode.NOERROR or flags & _FLAG_TC:
         if qdcount != 1:
             raise Ignored(f"reply has {qdcount} questions")
         name, offset = read_name(wire, offset)
@@ -252,7 +256,11 @@ def _evaluate(
         q = question_text(question.name, question.qtype, question.qclass)
         return Verdict(False, False, f"; no answers received for query {q}")
     for _ in range(ancount):
-        name, offset = read_name(wire, offset)
+        if wire.startswith(_POINTER_TO_QUESTION, offset) and offset > 12:
+            # The usual owner name: a pointer to the question's name, which matched ours.
+            name, offset = qname, offset + 2
+        else:
+            name, offset = read_name(wire, offset)
         rrtype, rrclass, _ttl, rdlength = struct.unpack_from("!HHIH", wire, offset)
         offset += 10
         rdata_end = offset + rdlength
@@ -285,6 +293,16 @@ def _address_text(raw: bytes) -> str:
     if len(raw) == 16 and raw.startswith(_V4_MAPPED):
         raw = raw[12:]
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+_POINTER_TO_QUESTION = b"\xc0\x0c"  # a compression pointer to offset 12
+
+
+@functools.lru_cache(maxsize=4096)
+def question_wire(name: str, qtype: int, qclass: int) -> bytes:
+    """Our question section as sent (the name's case kept), to spot an exact echo."""
+    wire: bytes = dns.name.from_text(name).to_wire()  # type: ignore[assignment]
+    return wire + struct.pack("!HH", qtype, qclass)
 
 
 @functools.lru_cache(maxsize=4096)
