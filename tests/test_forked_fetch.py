@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 from tests.gopeer import GoEngine, write_checks_file
+from tests.responders.unix import read_request_then, unix_server
 
 from seesaw_healthcheck.gob import GobError
 from seesaw_healthcheck.model import Checks, Config
@@ -104,32 +104,8 @@ def test_errors_come_back_under_their_type(short_tmp: Path) -> None:
 @pytest.fixture
 def garbage_engine(short_tmp: Path) -> Iterator[str]:
     path = str(short_tmp / "garbage.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(4)
-    listener.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    conn.recv(65536)
-                    conn.sendall(b"\x05\xff\xff\xff\xff\xff" * 4)
-                except OSError:
-                    pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield path
-    stop.set()
-    thread.join(5)
-    listener.close()
+    with unix_server(path, read_request_then(b"\x05\xff\xff\xff\xff\xff" * 4)):
+        yield path
 
 
 def test_garbage_from_the_engine_is_a_gob_error(garbage_engine: str) -> None:

@@ -3,18 +3,16 @@ Go's net/rpc engine, and against silent, hanging-up and garbage-sending peers.""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
-import socket
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.gopeer import GoEngine
+from tests.responders.unix import read_request_then, unix_server
 from tests.test_rpc_live import ENGINE_REFUSALS, _assert_recorded, _batches
 
 from seesaw_healthcheck import model, schema
@@ -68,46 +66,6 @@ def test_fetch_and_notify_against_go_engine(gopeer: Path, short_tmp: Path) -> No
         assert open_fds() == before
     assert engine.summary["notifications"] == N_CONFIGS, engine.summary
     _assert_recorded(record, ctx, N_CONFIGS)
-
-
-@contextlib.contextmanager
-def unix_server(path: str, behave: Callable[[socket.socket], None]) -> Iterator[None]:
-    """A thread accepting on ``path``; each connection is handed to ``behave``."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(16)
-    listener.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                behave(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
-
-
-def read_request_then(reply: bytes | None, hold_s: float = 0.0) -> Callable[[socket.socket], None]:
-    def behave(conn: socket.socket) -> None:
-        conn.settimeout(2)
-        with contextlib.suppress(OSError):
-            conn.recv(65536)
-            if reply is not None:
-                conn.sendall(reply)
-            time.sleep(hold_s)
-
-    return behave
 
 
 def fetch(path: str, timeout: float = 5.0) -> Callable[[], Coroutine[Any, Any, Any]]:

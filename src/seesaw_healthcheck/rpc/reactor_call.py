@@ -17,7 +17,7 @@ from seesaw_healthcheck.reactor import Future, current_reactor, readable, sleep,
 from seesaw_healthcheck.rpc.client import RpcError
 from seesaw_healthcheck.rpc.framing import ClientCodec
 
-__all__ = ["call", "with_timeout"]
+__all__ = ["call", "take_reply", "with_timeout"]
 
 T = TypeVar("T")
 
@@ -103,14 +103,24 @@ async def _call(
                 continue
             except OSError as exc:
                 raise ConnectionError(f"rpc: reading from {path}: {exc.strerror or exc}") from exc
-            if not chunk:
-                how = "mid-reply" if codec.mid_message else "with 1 call(s) pending"
-                raise ConnectionError(f"rpc: server {path} closed the connection {how}")
-            codec.feed(chunk)
-            reply = codec.next_reply()
-            if reply is not None:
-                if reply.error:
-                    raise RpcError(reply.error)
-                return reply.body
+            done, body = take_reply(codec, chunk, path)
+            if done:
+                return body
     finally:
         sock.close()
+
+
+def take_reply(codec: ClientCodec, chunk: bytes, path: str) -> tuple[bool, Any]:
+    """Feed ``chunk`` (b"": the server hung up) to a one-call ``codec``: (True, body) once
+    the reply is complete, (False, None) until then. Raises ``ConnectionError`` for a
+    hang-up before the reply, ``RpcError`` for the server's error, ``GobError``."""
+    if not chunk:
+        how = "mid-reply" if codec.mid_message else "with 1 call(s) pending"
+        raise ConnectionError(f"rpc: server {path} closed the connection {how}")
+    codec.feed(chunk)
+    reply = codec.next_reply()
+    if reply is None:
+        return False, None
+    if reply.error:
+        raise RpcError(reply.error)
+    return True, reply.body

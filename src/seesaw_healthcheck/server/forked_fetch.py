@@ -36,7 +36,7 @@ from seesaw_healthcheck.model import Checks, Config, Context
 from seesaw_healthcheck.reactor import readable, sleep
 from seesaw_healthcheck.rpc.client import RpcError
 from seesaw_healthcheck.rpc.framing import ClientCodec
-from seesaw_healthcheck.rpc.reactor_call import with_timeout
+from seesaw_healthcheck.rpc.reactor_call import take_reply, with_timeout
 
 __all__ = ["forked_fetcher"]
 
@@ -189,15 +189,9 @@ def _call(path: str, ctx: Context, timeout_s: float) -> Checks:
             raise ConnectionError(f"rpc: cannot connect to {path}: {exc.strerror or exc}") from exc
         try:
             sock.sendall(request)
-            while True:
-                chunk = sock.recv(1 << 18)
-                if not chunk:
-                    how = "mid-reply" if codec.mid_message else "with 1 call(s) pending"
-                    raise ConnectionError(f"rpc: server {path} closed the connection {how}")
-                codec.feed(chunk)
-                reply = codec.next_reply()
-                if reply is not None:
-                    break
+            done = False
+            while not done:
+                done, body = take_reply(codec, sock.recv(1 << 18), path)
         except TimeoutError:
             raise TimeoutError(
                 f"rpc: {schema.HEALTHCHECKS} on {path}: no reply in {timeout_s:g} s"
@@ -206,11 +200,9 @@ def _call(path: str, ctx: Context, timeout_s: float) -> Checks:
             if exc.errno in (errno.EPIPE, errno.ECONNRESET):
                 raise ConnectionError(f"rpc: server {path} closed the connection") from exc
             raise
-    if reply.error:
-        raise RpcError(reply.error)
-    if not isinstance(reply.body, Checks):
-        raise TypeError(f"engine replied with {type(reply.body).__name__}, not Checks")
-    return reply.body
+    if not isinstance(body, Checks):
+        raise TypeError(f"engine replied with {type(body).__name__}, not Checks")
+    return body
 
 
 def _changes(checks: Checks, running: Mapping[int, Config | None]) -> tuple[Any, ...]:
