@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import builtins
 import sys
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, NoReturn, TextIO, TypeVar
 
 from seesaw_healthcheck.goduration import DurationError, format_duration, parse_duration
+from seesaw_healthcheck.goquote import go_quote
 
 __all__ = [
     "ErrorHandling",
@@ -151,29 +151,6 @@ def _parse_duration_value(text: str) -> int:
         return parse_duration(text)
     except DurationError:
         raise _ValueError("parse error") from None
-
-
-def go_quote(text: str) -> str:
-    """Go's %q (strconv.Quote) for a Go string held as str with surrogateescape."""
-    out = ['"']
-    simple = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f",
-              "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}  # fmt: skip
-    for ch in text:
-        code = ord(ch)
-        if ch in simple:
-            out.append(simple[ch])
-        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch == " " or (ch.isprintable() and unicodedata.category(ch)[0] != "Z"):
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 @dataclass(slots=True)
