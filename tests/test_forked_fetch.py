@@ -51,7 +51,7 @@ class Fetch:
     def __init__(self, path: str, timeout_s: float = 5.0) -> None:
         self.running: dict[int, Config | None] = {}
         self.fetch = forked_fetcher(
-            path, lambda: self.running, engine_fetcher(path), timeout_s
+            path, lambda: dict(self.running), engine_fetcher(path), timeout_s
         )
 
     def __call__(self) -> Checks:

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 from seesaw_healthcheck.goquote import go_quote
 from seesaw_healthcheck.model import (
@@ -191,9 +192,11 @@ _STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 _DGRAM = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 
-def tcp_socket(family: socket.AddressFamily, mark: int = 0) -> socket.socket:
-    """A non-blocking TCP socket, marked when ``mark`` != 0 (closed if marking fails)."""
-    sock = socket.socket(family, _STREAM)
+_Sock = TypeVar("_Sock", bound=_socket.socket)
+
+
+def _marked(sock: _Sock, mark: int) -> _Sock:
+    """``sock`` with SO_MARK set when ``mark`` != 0 (closed if marking fails)."""
     if mark:
         try:
             set_mark(sock, mark)
@@ -201,21 +204,19 @@ def tcp_socket(family: socket.AddressFamily, mark: int = 0) -> socket.socket:
             sock.close()
             raise
     return sock
+
+
+def tcp_socket(family: socket.AddressFamily, mark: int = 0) -> socket.socket:
+    """A non-blocking TCP socket, marked when ``mark`` != 0."""
+    return _marked(socket.socket(family, _STREAM), mark)
 
 
 def udp_socket(family: socket.AddressFamily, mark: int = 0) -> _socket.socket:
-    """A non-blocking UDP socket, marked when ``mark`` != 0 (closed if marking fails).
+    """A non-blocking UDP socket, marked when ``mark`` != 0.
 
     A bare ``_socket.socket``: the Python-level ``socket.socket`` adds an ``__init__`` and
     a ``close`` in Python, a few µs of a UDP check's ~30."""
-    sock = _socket.socket(family, _DGRAM)
-    if mark:
-        try:
-            set_mark(sock, mark)
-        except BaseException:
-            sock.close()
-            raise
-    return sock
+    return _marked(_socket.socket(family, _DGRAM), mark)
 
 
 async def connect(sock: socket.socket, sockaddr: SockAddr) -> int:

@@ -40,7 +40,8 @@ from seesaw_healthcheck.rpc.reactor_call import take_reply, with_timeout
 
 __all__ = ["forked_fetcher"]
 
-Current = Callable[[], Mapping[int, Config | None]]
+# A fresh dict of the running configs, the fetch's to keep and change.
+Current = Callable[[], dict[int, Config | None]]
 
 # Errors the child reports by name, rebuilt under the same type in the parent (the
 # updater logs the type's name).
@@ -63,7 +64,7 @@ def forked_fetcher(
     ctx = Context.trusted()
 
     async def fetch() -> Checks:
-        running = dict(current())
+        running = current()
         if not running:
             return await in_process()
         try:
