@@ -18,6 +18,7 @@ from seesaw_healthcheck.checkers.base import (
     CheckError,
     Endpoint,
     Result,
+    conn_name,
     elapsed_ns,
     endpoint,
     go_quote,
@@ -52,16 +53,6 @@ def open_udp(target: Target) -> tuple[_socket.socket, Endpoint]:
         network = f"udp{ep.version}"
         raise CheckError(f"dial {network} {ep.addr}: connect: {os_error_text(error)}") from None
     return sock, ep
-
-
-def conn_name(sock: _socket.socket, ep: Endpoint) -> str:
-    """Go's ``udp4 127.0.0.1:41234->127.0.0.1:53``, naming the connection in errors."""
-    try:
-        local = sock.getsockname()
-        laddr = f"{local[0]}:{local[1]}" if ep.version == 4 else f"[{local[0]}]:{local[1]}"
-    except OSError:
-        laddr = "?"
-    return f"udp{ep.version} {laddr}->{ep.addr}"
 
 
 def io_error(op: str, sock: _socket.socket, ep: Endpoint, reason: str | OSError) -> CheckError:
