@@ -27,6 +27,7 @@ and does not retry over TCP; CNAME chains are not followed by either.
 
 from __future__ import annotations
 
+import _socket
 import functools
 import ipaddress
 import os
@@ -55,12 +56,12 @@ from seesaw_healthcheck.checkers.base import (
     go_quote,
     internal_error,
     now_ns,
-    os_error_text,
     timed_out,
 )
+from seesaw_healthcheck.checkers.tcp import io_error_text, recv_exactly, send_all
 from seesaw_healthcheck.checkers.udp import open_udp, receive_datagram, send_datagram
 from seesaw_healthcheck.model import DNSChecker, DNSQuestion
-from seesaw_healthcheck.reactor import limit_deadline, readable, writable
+from seesaw_healthcheck.reactor import limit_deadline
 
 _UDP_BUFSIZE = 65535
 
@@ -430,14 +431,18 @@ async def _check_over_tcp(
         )
     try:
         try:
-            await _send_all(sock, ep, struct.pack("!H", len(query)) + query)
-        except CheckError as error:
-            return done(False, f"{note}; failed to send request", error)
+            await send_all(sock, struct.pack("!H", len(query)) + query)
+        except OSError as error:  # TimeoutError too
+            failure = CheckError(io_error_text("write", sock, ep, error))
+            return done(False, f"{note}; failed to send request", failure)
         try:
-            (length,) = struct.unpack("!H", await _recv_exactly(sock, ep, 2))
-            wire = await _recv_exactly(sock, ep, length)
+            (length,) = struct.unpack("!H", await _read_exactly(sock, ep, 2))
+            wire = await _read_exactly(sock, ep, length)
         except CheckError as error:
             return done(False, f"{note}; failed to read response", error)
+        except OSError as error:
+            failure = CheckError(io_error_text("read", sock, ep, error))
+            return done(False, f"{note}; failed to read response", failure)
         try:
             verdict = evaluate_reply(wire, query_id, question, expected, over_tcp=True)
         except Ignored as why:
@@ -451,42 +456,8 @@ def _random_id() -> int:
     return int.from_bytes(os.urandom(2), "big")
 
 
-def _tcp_error(op: str, sock: socket.socket, ep: Endpoint, reason: str | OSError) -> CheckError:
-    if isinstance(reason, OSError):
-        reason = f"{op}: {os_error_text(reason)}"
-    return CheckError(f"{op} {conn_name(sock, ep)}: {reason}")
-
-
-async def _send_all(sock: socket.socket, ep: Endpoint, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[sock.send(view) :]
-        except BlockingIOError:
-            pass
-        except OSError as error:
-            raise _tcp_error("write", sock, ep, error) from None
-        if view:
-            try:
-                await writable(sock)
-            except TimeoutError:
-                raise _tcp_error("write", sock, ep, "i/o timeout") from None
-
-
-async def _recv_exactly(sock: socket.socket, ep: Endpoint, count: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < count:
-        try:
-            chunk = sock.recv(count - len(buf))
-        except BlockingIOError:
-            try:
-                await readable(sock)
-            except TimeoutError:
-                raise _tcp_error("read", sock, ep, "i/o timeout") from None
-            continue
-        except OSError as error:
-            raise _tcp_error("read", sock, ep, error) from None
-        if not chunk:
-            raise _tcp_error("read", sock, ep, "EOF")
-        buf += chunk
-    return bytes(buf)
+async def _read_exactly(sock: _socket.socket, ep: Endpoint, count: int) -> bytes:
+    data, eof = await recv_exactly(sock, count)
+    if eof:
+        raise CheckError(f"read {conn_name(sock, ep)}: EOF")
+    return data

@@ -59,8 +59,8 @@ def describe(checker: TCPChecker) -> str:
     return f"TCP{extra} {checker.target}"
 
 
-def _io_error(op: str, sock: _socket.socket, ep: Endpoint, error: BaseException) -> str:
-    """Go's ``read tcp4 a->b: <reason>`` text."""
+def io_error_text(op: str, sock: _socket.socket, ep: Endpoint, error: BaseException) -> str:
+    """Go's ``read tcp4 a->b: <reason>`` text (TCP checks and DNS over TCP)."""
     if isinstance(error, TimeoutError):
         reason = "i/o timeout"
     elif isinstance(error, ssl.SSLError):
@@ -174,14 +174,15 @@ async def check(checker: TCPChecker, timeout_s: float, sni: str | None = None) -
                 except CheckError as error:
                     return Result(False, msg, now_ns() - start, str(error))
                 except TimeoutError as error:
-                    return Result(False, msg, now_ns() - start, _io_error("read", sock, ep, error))
+                    error_text = io_error_text("read", sock, ep, error)
+                    return Result(False, msg, now_ns() - start, error_text)
             if not send and not receive:
                 return Result(True, msg, now_ns() - start)
             if send:
                 try:
                     await send_all(sock, send.encode("utf-8", "surrogateescape"))
                 except (OSError, TimeoutError) as error:
-                    error_text = _io_error("write", sock, ep, error)
+                    error_text = io_error_text("write", sock, ep, error)
                     return Result(
                         False, msg + "; failed to send request", now_ns() - start, error_text
                     )
@@ -191,7 +192,7 @@ async def check(checker: TCPChecker, timeout_s: float, sni: str | None = None) -
                 try:
                     got, eof = await recv_exactly(sock, len(want))
                 except (OSError, TimeoutError) as error:
-                    error_text = _io_error("read", sock, ep, error)
+                    error_text = io_error_text("read", sock, ep, error)
                     return Result(False, read_failed, now_ns() - start, error_text)
                 if eof:
                     error_text = "unexpected EOF" if got else "EOF"
