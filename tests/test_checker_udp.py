@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _socket
 import socket
 import time
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from tests.conftest import run_check
 from tests.responders.udp import UDPEchoResponder
 
-from seesaw_healthcheck.checkers import udp
+from seesaw_healthcheck.checkers import dial, udp
 from seesaw_healthcheck.model import Mode, Proto, Target, UDPChecker, ip_to_bytes
 
 HOSTS = ["127.0.0.1", "::1"]
@@ -98,14 +99,14 @@ def test_bad_target_fails_cleanly() -> None:
 def test_mark_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     """SO_MARK reaches the socket before the send (root here; else the error says so)."""
     seen: list[int] = []
-    real = udp.udp_socket
+    real = dial.udp_socket
 
-    def spy(family: socket.AddressFamily, mark: int = 0) -> socket.socket:
+    def spy(family: int, mark: int = 0) -> _socket.socket:
         sock = real(family, mark)
         seen.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_MARK))
         return sock
 
-    monkeypatch.setattr(udp, "udp_socket", spy)
+    monkeypatch.setattr(dial, "udp_socket", spy)
     checker = udp_checker("127.0.0.1", 9, send="x")
     checker.target.mark = 0x2A
     checker.target.mode = Mode.DSR

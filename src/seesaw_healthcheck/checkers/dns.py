@@ -47,19 +47,26 @@ import dns.rrset
 
 from seesaw_healthcheck.checkers.base import (
     CheckError,
-    Endpoint,
     Result,
-    conn_name,
-    dial_tcp,
     elapsed_ns,
-    endpoint,
-    go_quote,
     internal_error,
     now_ns,
     timed_out,
 )
-from seesaw_healthcheck.checkers.tcp import io_error_text, recv_exactly, send_all
-from seesaw_healthcheck.checkers.udp import open_udp, receive_datagram, send_datagram
+from seesaw_healthcheck.checkers.dial import (
+    Endpoint,
+    conn_name,
+    dial_tcp,
+    dial_timeout_text,
+    endpoint,
+    io_error_text,
+    open_udp,
+    receive_datagram,
+    recv_exactly,
+    send_all,
+    send_datagram,
+)
+from seesaw_healthcheck.goquote import go_quote
 from seesaw_healthcheck.model import DNSChecker, DNSQuestion
 from seesaw_healthcheck.reactor import limit_deadline
 
@@ -423,12 +430,7 @@ async def _check_over_tcp(
     except CheckError as error:
         return done(False, f"{note}; failed to connect", error)
     except TimeoutError:
-        network = f"tcp{ep.version}"
-        return done(
-            False,
-            f"{note}; failed to connect",
-            CheckError(f"dial {network} {ep.addr}: i/o timeout"),
-        )
+        return done(False, f"{note}; failed to connect", CheckError(dial_timeout_text(ep)))
     try:
         try:
             await send_all(sock, struct.pack("!H", len(query)) + query)

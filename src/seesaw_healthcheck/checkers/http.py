@@ -42,26 +42,22 @@ import socket
 import ssl
 import string
 import zlib
-from errno import EINPROGRESS
-from socket import SO_ERROR, SOL_SOCKET
 
 from seesaw_healthcheck.checkers import tls
-from seesaw_healthcheck.checkers.base import (
-    CheckError,
+from seesaw_healthcheck.checkers.base import CheckError, Result, internal_error, now_ns, timed_out
+from seesaw_healthcheck.checkers.dial import (
     Endpoint,
-    Result,
-    dial_tcp_bare,
+    dial_tcp,
     endpoint,
     errno_text,
-    go_quote,
-    internal_error,
-    now_ns,
-    timed_out,
+    recv_ready,
+    recv_some,
+    send_all,
 )
 from seesaw_healthcheck.checkers.resolve import resolve_tcp
-from seesaw_healthcheck.checkers.tcp import send_all
+from seesaw_healthcheck.goquote import go_quote
 from seesaw_healthcheck.model import HTTPChecker, Mode, Target, ip_to_bytes
-from seesaw_healthcheck.reactor import limit_deadline, readable, writable
+from seesaw_healthcheck.reactor import limit_deadline
 
 __all__ = ["GUARDED", "Response", "build_request", "check", "describe", "parse_head"]
 
@@ -69,8 +65,6 @@ MAX_HEAD_BYTES = 1 << 20  # status line + headers; far beyond any health endpoin
 RECV_SIZE = 65536
 _TOKEN_CHARS = frozenset((string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~").encode())
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
-_WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
-_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 # check() sets its own deadline and turns every exception into a Result, so checkers.run
 # hands its coroutine out directly instead of wrapping it in one more.
@@ -567,23 +561,11 @@ class _Stream:
         self.eof = False
 
     async def fill(self) -> None:
-        sock = self.sock
-        while True:
-            try:
-                data: bytes = sock.recv(RECV_SIZE)  # type: ignore[attr-defined]
-            except _WANT_READ:
-                await readable(sock)  # type: ignore[arg-type]
-                continue
-            except ssl.SSLWantWriteError:
-                await writable(sock)  # type: ignore[arg-type]
-                continue
-            except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-                data = b""
-            if data:
-                self.buf += data
-            else:
-                self.eof = True
-            return
+        data = await recv_some(self.sock, RECV_SIZE)  # type: ignore[arg-type]
+        if data:
+            self.buf += data
+        else:
+            self.eof = True
 
     async def read_head(self) -> bytes:
         """Up to the blank line after the headers (consumed); b"" on EOF before any byte."""
@@ -672,14 +654,6 @@ async def _read_body_prefix(stream: _Stream, response: Response, size: int) -> b
     return bytes(out[:size])
 
 
-def _dial_error(checker: HTTPChecker, ep: Endpoint, url_error: str, reason: str) -> str:
-    """Go's text: PLAIN mode dials through http.Transport ("tcp", wrapped in a url.Error);
-    DSR/TUN dial first with dialTCP ("tcp4"/"tcp6", unwrapped)."""
-    if checker.target.mode == Mode.PLAIN:
-        return f"{url_error}dial tcp {ep.addr}: {reason}"
-    return f"dial tcp{ep.version} {ep.addr}: {reason}"
-
-
 async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) -> Result:
     """One HTTP check, bounded to ``timeout_s`` (> 0); never raises (see ``GUARDED``)."""
     start = now_ns()
@@ -700,57 +674,33 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
         msg = plan.message
         url_error = plan.url_error
 
-        dial_ep = plan.dial
-        sock: _socket.socket
-        try:
-            if checker.target.mark:
-                sock = await dial_tcp_bare(dial_ep, checker.target.mark)
-            else:
-                dials = plan.dials
-                if plan.dial_name is not None:
-                    try:
-                        dials = await resolve_tcp(*plan.dial_name)
-                    except CheckError as error:
-                        text = f"{url_error}dial tcp: {error}"
-                        return Result(False, msg + "; failed to connect", now_ns() - start, text)
-                # dial_tcp_bare inlined: one coroutine level less on the hot path. Each
-                # address in turn; Go reports the first one's error when all fail.
-                first_failure: tuple[Endpoint, int] | None = None
-                for dial_ep in dials:
-                    sock = _socket.socket(dial_ep.family, _STREAM)
-                    try:
-                        code = sock.connect_ex(dial_ep.sockaddr)
-                        if code == EINPROGRESS:
-                            await writable(sock)
-                            code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
-                    except BaseException:
-                        sock.close()
-                        raise
-                    if not code:
-                        break
-                    sock.close()
-                    if first_failure is None:
-                        first_failure = (dial_ep, code)
-                else:
-                    assert first_failure is not None
-                    dial_ep, code = first_failure
-                    text = _dial_error(checker, dial_ep, url_error, f"connect: {errno_text(code)}")
-                    return Result(False, msg + "; failed to connect", now_ns() - start, text)
-        except CheckError as error:
-            text = str(error)
-            if checker.target.mode == Mode.PLAIN:  # Go's Transport dials "tcp", not "tcp4"
-                text = url_error + text.replace("dial tcp4 ", "dial tcp ", 1).replace(
-                    "dial tcp6 ", "dial tcp ", 1
+        # PLAIN mode dials through Go's Transport (network "tcp" in its texts); DSR and TUN
+        # dial the VIP with the mark first (dialTCP: "tcp4"/"tcp6", no url.Error prefix).
+        plain = target.mode == Mode.PLAIN
+        network = "tcp" if plain else None
+        prefix = url_error if plain else ""
+        dials = plan.dials
+        if plan.dial_name is not None:
+            try:
+                dials = await resolve_tcp(*plan.dial_name)
+            except CheckError as error:
+                text = f"{url_error}dial tcp: {error}"
+                return Result(False, msg + "; failed to connect", now_ns() - start, text)
+        # Each address in turn; Go reports the first one's error when all fail.
+        first_failure: CheckError | None = None
+        for dial_ep in dials:
+            try:
+                sock = await dial_tcp(dial_ep, target.mark, network)
+                break
+            except CheckError as error:
+                if first_failure is None:
+                    first_failure = error
+            except TimeoutError:
+                return Result(
+                    False, msg + "; failed to connect", now_ns() - start, url_error + _TIMEOUT
                 )
-            return Result(False, msg + "; failed to connect", now_ns() - start, text)
-        except TimeoutError:  # before OSError, which it is a subclass of
-            return Result(
-                False, msg + "; failed to connect", now_ns() - start, url_error + _TIMEOUT
-            )
-        except OSError as error:  # no socket
-            text = _dial_error(
-                checker, dial_ep, url_error, f"socket: {errno_text(error.errno or 0)}"
-            )
+        else:
+            text = prefix + str(first_failure)
             return Result(False, msg + "; failed to connect", now_ns() - start, text)
 
         conn: _socket.socket = sock
@@ -771,9 +721,7 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
                         sent = 0
                     if sent < len(request):
                         await send_all(conn, request[sent:])
-                    # The answer is not there yet: waiting first saves a failed recv.
-                    await readable(conn)
-                    data = conn.recv(RECV_SIZE)
+                    data = await recv_ready(conn, RECV_SIZE)
                     if not checker.response and data.startswith(b"HTTP/1.1 2"):
                         # Fast path for the usual health answer, no body to match: the status
                         # line is all the verdict needs (a whole, well-formed 2xx line).

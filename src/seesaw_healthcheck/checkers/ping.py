@@ -28,15 +28,8 @@ import struct
 import weakref
 from dataclasses import dataclass
 
-from seesaw_healthcheck.checkers.base import (
-    CheckError,
-    Result,
-    elapsed_ns,
-    endpoint,
-    errno_text,
-    now_ns,
-    set_mark,
-)
+from seesaw_healthcheck.checkers.base import CheckError, Result, elapsed_ns, now_ns
+from seesaw_healthcheck.checkers.dial import endpoint, errno_text, set_mark
 from seesaw_healthcheck.model import PingChecker, ip_from_bytes
 from seesaw_healthcheck.reactor import Future, Reactor, current_reactor, sleep
 

@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 
 from seesaw_healthcheck.checkers.base import CheckError, Result, elapsed_ns, now_ns
-from seesaw_healthcheck.checkers.udp import exchange_datagram, open_udp
+from seesaw_healthcheck.checkers.dial import exchange_datagram, open_udp
 from seesaw_healthcheck.model import RADIUSChecker
 
 ACCESS_REQUEST = 1

@@ -13,7 +13,8 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from seesaw_healthcheck.checkers.base import CheckError, Endpoint, endpoint
+from seesaw_healthcheck.checkers.base import CheckError
+from seesaw_healthcheck.checkers.dial import Endpoint, endpoint
 from seesaw_healthcheck.model import Target, ip_to_bytes
 from seesaw_healthcheck.reactor import Future, current_reactor
 
