@@ -402,13 +402,13 @@ def many_fds() -> Iterator[None]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_answers_that_came_in_time_are_read_before_deadlines_after_a_stall(
+def test_answers_polled_before_their_deadline_count_though_the_loop_gets_to_them_after(
     reactor: Reactor, many_fds: None
 ) -> None:
-    """A stalled loop (here a blocking callback) must not fail tasks whose fds became ready
-    before their deadlines: more than one epoll batch of them is read before any deadline
-    is judged."""
-    count = reactor_module.MAX_EVENTS + 500
+    """A batch of answers seen by one poll before their deadline is judged as seen then:
+    a task the loop resumes only after its deadline (the batch is slow to work through)
+    still gets its answer, not a timeout."""
+    count = reactor_module.MAX_EVENTS - 24
     pairs = [socket.socketpair() for _ in range(count)]
     got: list[object] = []
 
@@ -417,16 +417,19 @@ def test_answers_that_came_in_time_are_read_before_deadlines_after_a_stall(
         await readable(sock)
         return sock.recv(1)
 
-    def answer_all_then_stall() -> None:
+    def slow_done(outcome: object) -> None:
+        got.append(outcome)
+        time.sleep(0.0004)  # ~0.4 s for the whole batch: far past the 0.2 s deadline
+
+    def answer_all() -> None:
         for _, peer in pairs:
             peer.send(b"x")
-        time.sleep(0.4)  # past every task's deadline, with every answer already there
 
     try:
         for sock, _ in pairs:
-            reactor.spawn(wait_for_byte(sock), on_done=got.append)
-        reactor.call_later(0.01, answer_all_then_stall)
-        reactor.call_later(0.6, reactor.stop)
+            reactor.spawn(wait_for_byte(sock), on_done=slow_done)
+        reactor.call_later(0.01, answer_all)
+        reactor.call_later(0.7, reactor.stop)
         reactor.run_forever()
     finally:
         for a, b in pairs:
@@ -435,6 +438,32 @@ def test_answers_that_came_in_time_are_read_before_deadlines_after_a_stall(
     timeouts = sum(isinstance(outcome, TimeoutError) for outcome in got)
     assert timeouts == 0
     assert got == [b"x"] * count
+
+
+def test_an_answer_polled_after_its_deadline_is_a_timeout(reactor: Reactor) -> None:
+    """Readiness first seen by a poll after the task's deadline is a timeout, even though
+    the loop only looked late (a stall): the answer may have come late too."""
+    a, b = socket.socketpair()
+    got: list[object] = []
+
+    async def wait_for_byte() -> bytes:
+        limit_deadline(0.1)
+        await readable(a)
+        return a.recv(1)
+
+    def answer_then_stall() -> None:
+        b.send(b"x")
+        time.sleep(0.2)  # the loop stalls past the deadline
+
+    try:
+        reactor.spawn(wait_for_byte(), on_done=got.append)
+        reactor.call_later(0.05, answer_then_stall)
+        reactor.call_later(0.4, reactor.stop)
+        reactor.run_forever()
+    finally:
+        a.close()
+        b.close()
+    assert len(got) == 1 and isinstance(got[0], TimeoutError), got
 
 
 def test_a_burst_of_due_timers_starts_in_batches_between_polls(reactor: Reactor) -> None:

@@ -213,3 +213,48 @@ def test_a_tcp_check_reads_its_answer_after_a_spurious_readable_wakeup() -> None
         result = reactor.run(checkers.run(checker, 1.0))
     thread.join(2)
     assert result.success, result
+
+
+def test_call_soon_threadsafe_after_close_writes_to_no_fd() -> None:
+    reactor = Reactor()
+    number = reactor._wake_fd
+    reactor.close()
+    a, b = socket.socketpair()  # the lowest free numbers: one takes the eventfd's
+    try:
+        taker = a if a.fileno() == number else b
+        other = b if taker is a else a
+        assert taker.fileno() == number
+        other.setblocking(False)
+        reactor.call_soon_threadsafe(lambda: None)
+        with pytest.raises(BlockingIOError):
+            other.recv(100)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_answer_the_loop_sees_only_after_the_deadline_is_a_timeout() -> None:
+    """The loop stalls past a check's deadline, and the answer comes after the deadline but
+    before the loop looks again: a timeout, as Go's deadline would have it, not a success
+    that only the loop's own delay let through."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+
+    def answer_after_the_deadline() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(100)
+            time.sleep(0.15)  # the target's own slowness: 50 ms past the check's timeout
+            conn.sendall(b"pong")
+
+    thread = threading.Thread(target=answer_after_the_deadline, daemon=True)
+    thread.start()
+    with Reactor() as reactor, listener:
+        # A stall of the loop itself (a long callback), from 50 ms to 300 ms.
+        reactor.call_later(0.05, lambda: time.sleep(0.25))
+        checker = TCPChecker(loopback(listener.getsockname()[1]), send="ping", receive="pong")
+        result = reactor.run(checkers.run(checker, 0.1))
+    thread.join(2)
+    assert not result.success, result
+    assert str(result.error).endswith("i/o timeout"), result

@@ -29,6 +29,7 @@ import heapq
 import logging
 import os
 import select
+import threading
 import time as _time
 import types
 from collections import deque
@@ -284,6 +285,7 @@ class Reactor:
         self._threadsafe: deque[Callable[[], object]] = deque()
         self._wake_pending = False
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake_lock = threading.Lock()
         self._epoll.register(self._wake_fd, EPOLLIN)
         self._running = False
         self._closed = False
@@ -308,13 +310,22 @@ class Reactor:
         return self.call_at(_monotonic() + delay, callback)
 
     def call_soon_threadsafe(self, callback: Callable[[], object]) -> None:
-        """Run ``callback`` on the reactor thread soon; callable from any thread."""
+        """Run ``callback`` on the reactor thread soon; callable from any thread.
+
+        After ``close()`` the callback is dropped: nothing would run it, and the eventfd's
+        number may belong to another file by then (the lock keeps the write and the close
+        apart).
+        """
+        if self._closed:
+            return
         self._threadsafe.append(callback)
         if not self._wake_pending:
             self._wake_pending = True
-            # A closed reactor, or a saturated counter (then it is awake anyway).
-            with contextlib.suppress(OSError):
-                os.eventfd_write(self._wake_fd, 1)
+            with self._wake_lock:
+                if self._wake_fd >= 0:
+                    # A saturated counter is the only error: the loop is awake anyway.
+                    with contextlib.suppress(OSError):
+                        os.eventfd_write(self._wake_fd, 1)
 
     # --- fds -------------------------------------------------------------------------
 
@@ -601,10 +612,18 @@ class Reactor:
                         if timeout < 0:
                             timeout = 0.0
                 events = poll(timeout, MAX_EVENTS)
+                # What a wake-up can vouch for: readiness seen by this poll. A task whose
+                # deadline had passed by then gets its timeout although its socket is ready:
+                # the answer may have come after the deadline, and only the loop's own delay
+                # would make it count (Go's deadlines judge the same way).
+                polled_at = _monotonic()
                 for fd, _ in events:
                     waiter = waiters.pop(fd, None)
                     if waiter is not None:
                         waiter.wait = None
+                        deadline = waiter.deadline
+                        if deadline is not None and deadline < polled_at:
+                            waiter.timed_out = True
                         step(waiter, TimeoutError() if waiter.timed_out else None)
                     elif fd == wake_fd:
                         # Drain first, then clear: a caller that saw the flag still set
@@ -630,6 +649,9 @@ class Reactor:
                     waiter, fut = ready.popleft()
                     if waiter.wait is fut and not waiter.done:
                         waiter.wait = None
+                        deadline = waiter.deadline
+                        if deadline is not None and deadline < polled_at:
+                            waiter.timed_out = True
                         step(waiter, TimeoutError() if waiter.timed_out else None)
                 if len(events) == MAX_EVENTS:
                     # More may be ready: read those before judging any deadline, so a
@@ -717,7 +739,9 @@ class Reactor:
             except Exception:
                 log.exception("reactor close callback failed")
         self._epoll.close()
-        os.close(self._wake_fd)
+        with self._wake_lock:
+            os.close(self._wake_fd)
+            self._wake_fd = -1
 
     def __enter__(self) -> Reactor:
         return self
