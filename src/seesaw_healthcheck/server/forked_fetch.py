@@ -13,9 +13,10 @@ The first fetch (nothing running yet) is done in-process: there is nothing to co
 with, and forking would only add the pickling to the time until the first checks start.
 If fork fails (memory), the fetch is done in-process as well.
 
-The child touches nothing of the parent's: it resets the signal handlers (ours would stop
-the parent's reactor through an inherited eventfd), does not log (a lock held by another
-thread at fork time would never be released), and leaves with ``os._exit``.
+The child touches nothing of the parent's: before anything else it closes every fd it
+inherited but stdio and its pipe (see ``_close_inherited``); it resets the signal handlers,
+does not log (a lock held by another thread at fork time would never be released), and
+leaves with ``os._exit``.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def forked_fetcher(
             os.close(write_fd)
             return await in_process()
         if pid == 0:  # the child: never returns
-            os.close(read_fd)
+            _close_inherited(keep=write_fd)
             _child(engine_socket, ctx, running, write_fd, timeout_s)
         os.close(write_fd)
         what = f"rpc: {schema.HEALTHCHECKS} on {engine_socket} (fetch process {pid})"
@@ -150,6 +151,17 @@ async def _reap(pid: int) -> None:
             _kill(pid)
             return
         await sleep(0.005)
+
+
+def _close_inherited(keep: int) -> None:
+    """In the child, first of all: close every inherited fd but stdio and ``keep``.
+
+    While this process held the parent's check sockets, a socket the parent closed would
+    stay open here, and with it its epoll registration in the parent's (shared) epoll set:
+    late events on it would reach the parent's reactor under an fd number a new check has
+    taken. The epoll fd and the eventfd go too, untouched (no ``epoll_ctl``)."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, max(keep + 1, os.sysconf("SC_OPEN_MAX")))
 
 
 def _child(
