@@ -111,3 +111,92 @@ class TCPResponder:
             return
         finally:
             conn.close()
+
+
+class DelayedReplyResponder:
+    """A TCP server on one selector thread: accepts every connection, reads the request,
+    and sends ``reply`` ``delay_s`` after the first byte arrived, then closes. With
+    ``delay_s=None`` it closes at once after accepting (a plain connect target).
+
+    Light enough for hundreds of connections a second over a whole test (no thread or
+    record per connection); ``served`` counts the replies sent.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", *, reply: bytes = b"", delay_s: float | None = None
+    ) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((host, 0))
+        self.listener.listen(4096)
+        self.listener.setblocking(False)
+        self.port: int = self.listener.getsockname()[1]
+        self.reply = reply
+        self.delay_s = delay_s
+        self.accepted = 0
+        self.served = 0
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="delayed-reply", daemon=True)
+
+    def __enter__(self) -> DelayedReplyResponder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._wake_w.send(b"x")
+        self._thread.join(timeout=5)
+        self.listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _serve(self) -> None:
+        import heapq
+        import selectors
+        import time
+
+        due: list[tuple[float, int, socket.socket]] = []
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._wake_r, selectors.EVENT_READ, "stop")
+            sel.register(self.listener, selectors.EVENT_READ, "accept")
+            while True:
+                timeout = max(0.0, due[0][0] - time.monotonic()) if due else None
+                for key, _ in sel.select(timeout):
+                    if key.data == "stop":
+                        for _, _, conn in due:
+                            conn.close()
+                        for key2 in list(sel.get_map().values()):
+                            if isinstance(key2.data, socket.socket):
+                                key2.data.close()
+                        return
+                    if key.data == "accept":
+                        while True:
+                            try:
+                                conn, _ = self.listener.accept()
+                            except BlockingIOError:
+                                break
+                            self.accepted += 1
+                            if self.delay_s is None:
+                                conn.close()
+                                continue
+                            conn.setblocking(False)
+                            sel.register(conn, selectors.EVENT_READ, conn)
+                        continue
+                    conn = key.data
+                    try:
+                        data = conn.recv(4096)
+                    except OSError:
+                        data = b""
+                    sel.unregister(conn)
+                    if not data:
+                        conn.close()
+                        continue
+                    assert self.delay_s is not None
+                    heapq.heappush(due, (time.monotonic() + self.delay_s, conn.fileno(), conn))
+                now = time.monotonic()
+                while due and due[0][0] <= now:
+                    _, _, conn = heapq.heappop(due)
+                    with contextlib.suppress(OSError):
+                        conn.send(self.reply)
+                        self.served += 1
+                    conn.close()
