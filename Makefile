@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export GOFLAGS := -mod=mod
 export GOPROXY := off
 
-.PHONY: test lint bench demo go clean
+.PHONY: test lint bench demo go go-grpc proto clean
 
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV) 2>/dev/null || { \
@@ -27,11 +27,16 @@ test: $(STAMP) go
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy --strict src
 
 bench: $(STAMP) go
 	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Regenerate the checked-in gRPC Python code in src/seesaw_healthcheck/grpcapi/ from
+# proto/ (grpcio-tools and mypy-protobuf, pinned in pyproject.toml).
+proto: $(STAMP)
+	$(PY) scripts/gen_proto.py
 
 demo: $(STAMP)
 	$(PY) -m seesaw_healthcheck.cli.demo examples/demo.toml
