@@ -23,7 +23,25 @@ go:
 	  echo "go not found: installing Debian's golang-go"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; }
 
-test: $(STAMP) go
+# The Go gRPC client in tests/go_grpc is built by the tests from proto/ with Debian's protoc,
+# its Go plugins and Go gRPC packages (tests/grpcclient.py). Debian's grpc-go 1.33 marshals
+# through github.com/golang/protobuf, which must be the 1.5 series (built on
+# google.golang.org/protobuf) to take protoc-gen-go 1.28's messages; the 1.3 series, which
+# apt picks for golang-google-grpc-dev alone, panics on them.
+GO_GRPC_DEBS := protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
+                golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300
+
+go-grpc: go
+	@missing=$$(for p in $(GO_GRPC_DEBS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -qx 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's" $$missing; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq $(GO_GRPC_DEBS); \
+	fi
+
+test: $(STAMP) go go-grpc
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
