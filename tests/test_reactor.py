@@ -16,6 +16,7 @@ import pytest
 from seesaw_healthcheck import reactor as reactor_module
 from seesaw_healthcheck.reactor import (
     Future,
+    MockClock,
     Reactor,
     limit_deadline,
     readable,
@@ -509,3 +510,42 @@ def test_a_burst_of_due_timers_starts_in_batches_between_polls(reactor: Reactor)
         b.close()
     assert finished == total
     assert most_in_flight <= batch
+
+
+def test_a_mock_clock_jumps_to_timers_and_deadlines_when_the_loop_is_idle() -> None:
+    clock = MockClock(start=100.0, autojump_threshold=0.0)
+    seen: list[float] = []
+    outcome: list[object] = []
+
+    async def sleeper() -> None:
+        await sleep(3600.0)  # an hour of virtual time
+        seen.append(clock.time())
+        limit_deadline(30.0)
+        await Future()  # nobody resolves it: the deadline ends the wait
+
+    with Reactor(clock) as reactor:
+        reactor.call_later(10.0, lambda: seen.append(reactor.time()))
+        started = time.monotonic()
+        reactor.spawn(sleeper(), on_done=outcome.append)
+        reactor.call_later(7200.0, reactor.stop)
+        reactor.run_forever()
+        real = time.monotonic() - started
+    assert seen == [110.0, 3700.0]
+    assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError)
+    assert clock.time() == 7300.0
+    assert real < 1.0  # two hours of virtual time, no real waiting
+
+
+def test_a_mock_clock_without_autojump_moves_only_when_advanced() -> None:
+    clock = MockClock(start=0.0)
+    fired: list[float] = []
+    with Reactor(clock) as reactor:
+        reactor.call_later(5.0, lambda: fired.append(reactor.time()))
+
+        async def drive() -> None:
+            for _ in range(3):
+                clock.advance(2.0)
+                await sleep(0)
+
+        reactor.run(drive())
+        assert fired == [6.0]

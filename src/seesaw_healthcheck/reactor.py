@@ -27,6 +27,7 @@ import contextlib
 import functools
 import heapq
 import logging
+import math
 import os
 import select
 import threading
@@ -37,7 +38,9 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 __all__ = [
+    "Clock",
     "Future",
+    "MockClock",
     "Reactor",
     "Task",
     "Timer",
@@ -67,6 +70,59 @@ _MAX_DEADLINE_BUCKETS = 64  # distinct timeouts; beyond that, deadlines go to th
 # new ones, instead of starting thousands and reading their answers after their deadlines.
 MAX_EVENTS = 1024
 TIMER_BATCH = 256
+
+
+class Clock:
+    """Where a reactor reads the time: the system's monotonic clock.
+
+    Everything that schedules (timers, deadlines, the server's intervals and batch delays)
+    reads this clock through its reactor, so tests can swap in a ``MockClock``.
+    """
+
+    autojump = False  # a plain clock never moves by itself
+
+    def time(self) -> float:
+        return _monotonic()
+
+    def poll_timeout(self, timeout: float) -> float:
+        """How long (real seconds, -1: forever) to block for a wait of ``timeout``."""
+        return timeout
+
+    def idle(self, timeout: float) -> None:
+        """A poll for a wait of ``timeout`` found nothing ready."""
+
+
+class MockClock(Clock):
+    """Virtual time for tests (trio's ``MockClock``): it moves only when told to, or, with
+    ``autojump_threshold``, jumps to the next timer or deadline once the loop has had
+    nothing to do for that many real seconds. 0 jumps at once (nothing real to wait for);
+    a few tens of milliseconds leave real peers (sockets, threads) time to answer first.
+    """
+
+    def __init__(self, start: float = 1000.0, autojump_threshold: float = math.inf) -> None:
+        self._now = start
+        self.autojump_threshold = autojump_threshold
+        self.autojump = autojump_threshold != math.inf
+
+    def time(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the time forward (the reactor's thread, or while it is not running)."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        self._now += seconds
+
+    def poll_timeout(self, timeout: float) -> float:
+        if not self.autojump:
+            return timeout
+        if timeout < 0:
+            return self.autojump_threshold
+        return min(timeout, self.autojump_threshold)
+
+    def idle(self, timeout: float) -> None:
+        if self.autojump and timeout > 0:
+            self._now += timeout  # the wait is over: straight to the next due time
 
 
 class Timer:
@@ -238,7 +294,7 @@ def limit_deadline(seconds: float) -> None:
     task = _current
     if task is None:
         return
-    when = _monotonic() + seconds
+    when = task.reactor._now() + seconds
     deadline = task.deadline
     if deadline is not None and when >= deadline:
         return
@@ -266,7 +322,9 @@ class Reactor:
     """epoll + timer heap + trampoline. All methods but ``call_soon_threadsafe`` and
     ``stop`` belong to the reactor's thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock if clock is not None else Clock()
+        self._now: Callable[[], float] = self.clock.time
         self._epoll = select.epoll()
         self._heap: list[tuple[float, int, Any]] = []
         # Deadlines of tasks, bucketed by their relative timeout: within one bucket they
@@ -295,10 +353,10 @@ class Reactor:
 
     # --- time and timers -------------------------------------------------------------
 
-    @staticmethod
-    def time() -> float:
-        """Monotonic seconds: the clock of ``call_at`` and deadlines."""
-        return _monotonic()
+    def time(self) -> float:
+        """Seconds on the reactor's clock (monotonic): the clock of ``call_at`` and
+        deadlines."""
+        return self._now()
 
     def call_at(self, when: float, callback: Callable[[], object]) -> Timer:
         timer = Timer(when, callback)
@@ -307,7 +365,7 @@ class Reactor:
         return timer
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> Timer:
-        return self.call_at(_monotonic() + delay, callback)
+        return self.call_at(self._now() + delay, callback)
 
     def call_soon_threadsafe(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the reactor thread soon; callable from any thread.
@@ -475,13 +533,13 @@ class Reactor:
                     exc = TimeoutError()
                 continue
             if cls is _Sleep:
-                timer = self.call_at(_monotonic() + req.delay, functools.partial(self._wake, task))
+                timer = self.call_at(self._now() + req.delay, functools.partial(self._wake, task))
                 task.wait = timer
                 return
             exc = RuntimeError(f"reactor task yielded an unsupported value: {req!r}")
 
     def _tighten(self, task: Task, seconds: float) -> None:
-        when = _monotonic() + seconds
+        when = self._now() + seconds
         if task.deadline is not None and when >= task.deadline:
             return
         task.deadline = when
@@ -591,6 +649,9 @@ class Reactor:
         ready = self._ready
         threadsafe = self._threadsafe
         poll = self._epoll.poll
+        now_fn = self._now
+        clock = self.clock
+        autojump = clock.autojump
         wake_fd = self._wake_fd
         step = self._step
         heappop = heapq.heappop
@@ -608,15 +669,20 @@ class Reactor:
                     if due is None:
                         timeout = -1.0
                     else:
-                        timeout = due - _monotonic()
+                        timeout = due - now_fn()
                         if timeout < 0:
                             timeout = 0.0
-                events = poll(timeout, MAX_EVENTS)
+                if autojump:
+                    events = poll(clock.poll_timeout(timeout), MAX_EVENTS)
+                    if not events:
+                        clock.idle(timeout)
+                else:
+                    events = poll(timeout, MAX_EVENTS)
                 # What a wake-up can vouch for: readiness seen by this poll. A task whose
                 # deadline had passed by then gets its timeout although its socket is ready:
                 # the answer may have come after the deadline, and only the loop's own delay
                 # would make it count (Go's deadlines judge the same way).
-                polled_at = _monotonic()
+                polled_at = now_fn()
                 for fd, _ in events:
                     waiter = waiters.pop(fd, None)
                     if waiter is not None:
@@ -659,10 +725,10 @@ class Reactor:
                     more_due = True
                     continue
                 if deadlines:
-                    self._expire_deadlines(_monotonic())
+                    self._expire_deadlines(now_fn())
                 more_due = False
                 if heap:
-                    now = _monotonic()
+                    now = now_fn()
                     budget = TIMER_BATCH
                     while heap and heap[0][0] <= now:
                         if not budget:
@@ -696,7 +762,7 @@ class Reactor:
 
         With ``timeout``, ``TimeoutError`` is thrown into it after that many seconds.
         """
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = None if timeout is None else self._now() + timeout
         outcome: list[Any] = []
         task = self.spawn(coro, deadline=deadline, on_done=outcome.append)
         if not task.done:
