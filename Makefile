@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export GOFLAGS := -mod=mod
 export GOPROXY := off
 
-.PHONY: test lint bench demo go go-grpc proto clean
+.PHONY: test lint bench demo go go-grpc peers proto clean
 
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV) 2>/dev/null || { \
@@ -41,7 +41,17 @@ go-grpc: go
 	  $(APT_GET) update -qq && $(APT_GET) install -y -qq $(GO_GRPC_DEBS); \
 	fi
 
-test: $(STAMP) go go-grpc
+# Real peers of the status page and /metrics tests: Debian's chromium and prometheus.
+peers:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "not found:$$missing; installing Debian's$$missing"; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: $(STAMP) go go-grpc peers
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
