@@ -79,6 +79,29 @@ def test_auto_refresh_shows_a_state_change(tmp_path: Path) -> None:
     assert errors == []
 
 
+def test_an_unreachable_server_is_shown_and_the_page_recovers() -> None:
+    with StatusFixture(10, seed=7) as fixture, chromium.Browser(window=(1280, 900)) as browser:
+        browser.navigate(fixture.url + "#refresh=1")
+        browser.wait_for("document.querySelectorAll('#rows tr[data-id]').length === 10", 30)
+        reason = f"status table busy #{random.randrange(10**6)}"
+        fixture.broken = (503, json.dumps({"error": reason}).encode())
+        banner = browser.wait_for(
+            "!document.getElementById('load-error').hidden && "
+            "document.getElementById('load-error').textContent",
+            15,
+        )
+        stale = browser.evaluate("document.getElementById('checks').classList.contains('stale')")
+        kept = rendered_rows(browser)
+        fixture.broken = None
+        browser.wait_for("document.getElementById('load-error').hidden", 15)
+        recovered = browser.evaluate("document.getElementById('checks').className")
+    assert f"HTTP 503: {reason}" in banner
+    assert "Showing the status generated at" in banner
+    assert stale is True
+    assert kept == 10  # the last good data stays on the page
+    assert "stale" not in recovered
+
+
 def test_sort_by_clicking_a_header_and_detail_of_a_row() -> None:
     with StatusFixture(30, seed=6) as fixture, chromium.Browser(window=(1280, 1400)) as browser:
         browser.navigate(fixture.url + "#refresh=off")

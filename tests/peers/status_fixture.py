@@ -201,6 +201,7 @@ class StatusFixture:
             check["state"] = state
             check["message"] = message
             check["last_check"] = now
+            check["duration"] = round(random.uniform(0.0002, 0.05), 6)
             if state == "unhealthy":
                 check["failures"] += 1
                 check["consecutive_failures"] += 1
