@@ -243,7 +243,7 @@ COLUMNS = (
     ),
     Column("STATE", lambda c, now: printable(c.get("state"))),
     Column("SINCE", lambda c, now: age(c.get("since"), now), drop=2, right=True),
-    Column("LAST", lambda c, now: age(c.get("last_check"), now), drop=5, right=True),
+    Column("CHECKED", lambda c, now: age(c.get("last_check"), now), drop=5, right=True),
     Column(
         "TOOK",
         lambda c, now: format_seconds(c.get("duration")) if c.get("last_check") else "-",
