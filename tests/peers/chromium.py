@@ -11,8 +11,9 @@ Two ways to drive it, both bounded by timeouts and each with a fresh, empty prof
   ``navigate``, ``evaluate``, ``wait_for``, ``dom``, ``screenshot``. It records the
   page's uncaught exceptions and console errors in ``errors``.
 
-Chromium runs as root here, with no network but loopback; the flags below turn off its
-sandbox (which refuses root), the GPU and everything that would call home.
+Chromium runs as root here; the flags below turn off its sandbox (which refuses root), the
+GPU and everything that would call home, and keep it on loopback: any other host or
+address fails at once.
 
 ``python -m tests.peers.chromium URL PNG [WIDTHxHEIGHT]`` takes a screenshot by hand.
 """
@@ -50,6 +51,14 @@ FLAGS = (
     "--hide-scrollbars",
     "--mute-audio",
     "--password-store=basic",
+    "--no-pings",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-default-apps",
+    # Loopback only: every other host name resolves to nothing, and any other address
+    # goes to a proxy that is not there (loopback addresses bypass proxies implicitly).
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]",
+    "--proxy-server=http://127.0.0.1:9",
 )
 DEFAULT_TIMEOUT_S = 60.0
 
