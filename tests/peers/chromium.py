@@ -174,21 +174,24 @@ class Browser:
 
     def start(self) -> None:
         exe = binary()
-        # Chromium reads commands on fd 3 and writes answers on fd 4.
+        # Chromium reads commands on fd 3 and writes answers on fd 4. The child's ends are
+        # copied above fd 9 (so neither is 3 or 4) and bash moves them into place (dash
+        # takes one-digit fds only): no preexec_fn, unsafe while other threads run.
         child_reads, self._to_browser = os.pipe()
         self._from_browser, child_writes = os.pipe()
-
-        def to_fds_3_and_4() -> None:
-            # Copy both ends above 4 first: either may already be fd 3 or 4.
-            reads = fcntl.fcntl(child_reads, fcntl.F_DUPFD, 5)
-            writes = fcntl.fcntl(child_writes, fcntl.F_DUPFD, 5)
-            os.dup2(reads, 3)
-            os.dup2(writes, 4)
-
+        reads = fcntl.fcntl(child_reads, fcntl.F_DUPFD_CLOEXEC, 10)
+        writes = fcntl.fcntl(child_writes, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(child_reads)
+        os.close(child_writes)
         self._stderr = open(self._profile / "stderr.log", "wb")  # noqa: SIM115 (closed in close())
+        move = f'exec "$@" 3<&{reads} 4>&{writes} {reads}<&- {writes}>&-'
         try:
             self._proc = subprocess.Popen(
                 [
+                    "/bin/bash",
+                    "-c",
+                    move,
+                    "sh",
                     exe,
                     *FLAGS,
                     f"--user-data-dir={self._profile}",
@@ -199,12 +202,11 @@ class Browser:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
-                pass_fds=(3, 4),
-                preexec_fn=to_fds_3_and_4,
+                pass_fds=(reads, writes),
             )
         finally:
-            os.close(child_reads)
-            os.close(child_writes)
+            os.close(reads)
+            os.close(writes)
         page = self._wait_page_target()
         attached = self.command(
             "Target.attachToTarget", {"targetId": page, "flatten": True}, session=False
