@@ -20,11 +20,15 @@ def rendered_rows(browser: chromium.Browser) -> int:
     return int(browser.evaluate("document.querySelectorAll('#rows tr[data-id]').length"))
 
 
-def test_dumped_dom_holds_every_check_with_its_state_and_exact_id() -> None:
+def test_dumped_dom_holds_every_check_with_its_state_and_exact_id(tmp_path: Path) -> None:
     with StatusFixture(20, seed=3) as fixture:
         dom = status_page.parse(chromium.dump_dom(fixture.url, budget_ms=3000))
         assert fixture.status_requests >= 1
+        shot = chromium.screenshot(fixture.url, tmp_path / "page.png", window=(1024, 640))
         checks = fixture.checks
+    assert shot.read_bytes().startswith(PNG_SIGNATURE)
+    # The PNG's header holds its size: the window asked for.
+    assert shot.read_bytes()[16:24] == (1024).to_bytes(4, "big") + (640).to_bytes(4, "big")
     rows = dom.by_id()
     # Ids beyond 2^53 come out exactly as the server sent them, not rounded.
     assert all(check_id > 2**53 for check_id in checks)
