@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from tests import gopeer  # noqa: E402
 
-from seesaw_healthcheck.server.manager import LATENESS_BOUNDS, percentile  # noqa: E402
+from seesaw_healthcheck.channel import LATENESS_BOUNDS, percentile  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER_ARGS: list[str] = []  # extra server flags (--server-arg), to isolate a cause

@@ -19,7 +19,7 @@ from seesaw_healthcheck import model
 from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.grpcapi import convert
 from seesaw_healthcheck.grpcapi import healthcheck_pb2 as pb
-from seesaw_healthcheck.server.manager import config_problem
+from seesaw_healthcheck.model import config_problem
 
 SECOND = model.SECOND
 

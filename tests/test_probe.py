@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import wait_for
 from tests.responders.dns import DNSResponder
 from tests.responders.http import HTTPResponder
 from tests.responders.tcp import TCPResponder
@@ -84,10 +85,11 @@ def test_http_response_code_decides() -> None:
 def test_parallel_runs_one_check_per_worker() -> None:
     with TCPResponder("127.0.0.1") as peer:
         done = probe("-type", "tcp", "-port", str(peer.port), "-parallel", "5")
+        # A connect completes in the kernel before the responder's thread accepts it.
+        assert wait_for(lambda: peer.accepted == 5), peer.accepted
     assert done.returncode == 0, done.stderr
     assert len(check_lines(done.stdout)) == 5
     assert "Test done. 5 goroutines. success: 5, fail: 0" in done.stdout
-    assert peer.accepted == 5
 
 
 def test_udp_with_go_quoted_send_and_receive() -> None:

@@ -117,10 +117,10 @@ def test_a_task_that_ends_stops_the_server_with_status_1(
     """The updater, notifier and stats tasks loop forever; if one ends (a bug), the server
     stops and run() returns 1, so the watchdog restarts it, instead of checking on with
     configs that never refresh."""
-    from seesaw_healthcheck.server import app
-    from seesaw_healthcheck.server.config import ServerConfig
+    from seesaw_healthcheck.control import app
+    from seesaw_healthcheck.control.config import ServerConfig
 
-    server = app.Server(ServerConfig(engine_socket=str(tmp_path / "none.sock")))
+    server = app.Control(ServerConfig(engine_socket=str(tmp_path / "none.sock")))
 
     async def broken() -> None:
         raise RuntimeError("manager bug")

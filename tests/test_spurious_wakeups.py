@@ -15,19 +15,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.conftest import full_accept_queue
-from tests.responders.unix import unix_server
 
 from seesaw_healthcheck import checkers
 from seesaw_healthcheck.checkers import dial
-from seesaw_healthcheck.model import Config, HTTPChecker, Target, TCPChecker, ip_to_bytes
+from seesaw_healthcheck.model import HTTPChecker, Target, TCPChecker, ip_to_bytes
 from seesaw_healthcheck.reactor import Reactor, current_reactor, readable, writable
-from seesaw_healthcheck.server.forked_fetch import forked_fetcher
-from seesaw_healthcheck.server.updater import engine_fetcher
 
 
 class StaleRegistration:
@@ -218,72 +213,6 @@ def test_a_tcp_check_reads_its_answer_after_a_spurious_readable_wakeup() -> None
         result = reactor.run(checkers.run(checker, 1.0))
     thread.join(2)
     assert result.success, result
-
-
-def _children() -> list[int]:
-    pids: list[int] = []
-    for task in Path("/proc/self/task").iterdir():
-        pids += [int(p) for p in (task / "children").read_text().split()]
-    return pids
-
-
-def _open_files(pid: int) -> dict[int, str]:
-    out = {}
-    for entry in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            out[int(entry.name)] = os.readlink(entry)
-        except OSError:
-            continue
-    return out
-
-
-def test_a_fetch_child_holds_no_check_socket(short_tmp: Path) -> None:
-    """While the forked fetch waits for the engine, its fds are stdio, its pipe and its
-    own engine connection: none of the parent's check sockets, epoll set or eventfd."""
-    engine = str(short_tmp / "engine.sock")
-    seen: dict[int, str] = {}
-
-    def silent_engine(conn: socket.socket) -> None:
-        conn.settimeout(3)
-        try:
-            conn.recv(65536)
-            conn.recv(65536)  # until the child gives up and hangs up
-        except OSError:
-            pass
-
-    with unix_server(engine, silent_engine), Reactor() as reactor, full_accept_queue() as port:
-        check_sockets = []
-        for _ in range(5):  # connects in flight, waited on by the reactor
-            sock = dial.tcp_socket(socket.AF_INET)
-            sock.connect_ex(("127.0.0.1", port))
-            check_sockets.append(sock)
-
-            async def wait(sock: Any = sock) -> None:
-                await writable(sock)
-
-            reactor.spawn(wait())
-        parent_files = {os.readlink(f"/proc/self/fd/{s.fileno()}") for s in check_sockets}
-        fetch = forked_fetcher(engine, lambda: {1: Config(1)}, engine_fetcher(engine), 0.5)
-
-        def look() -> None:
-            children = _children()
-            assert len(children) == 1, children
-            seen.update(_open_files(children[0]))
-
-        async def fetch_and_look() -> None:
-            current_reactor().call_later(0.25, look)
-            await fetch()
-
-        with pytest.raises(TimeoutError):
-            reactor.run(fetch_and_look(), timeout=5.0)  # the child gives up after 0.5 s
-        for sock in check_sockets:
-            sock.close()
-    assert seen, "the fetch child was not found"
-    assert not parent_files & set(seen.values()), seen
-    assert not [f for f in seen.values() if "eventpoll" in f or "eventfd" in f], seen
-    beyond_stdio = {fd: f for fd, f in seen.items() if fd > 2}
-    kinds = sorted(f.split(":")[0] for f in beyond_stdio.values())
-    assert kinds == ["pipe", "socket"], seen  # its pipe and its engine connection
 
 
 def test_call_soon_threadsafe_after_close_writes_to_no_fd() -> None:

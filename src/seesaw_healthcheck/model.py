@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from seesaw_healthcheck.gob.gotime import GoTime
+from seesaw_healthcheck.goduration import format_duration
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -205,6 +206,21 @@ CHECKER_TYPES: tuple[type, ...] = (
     UDPChecker,
 )
 
+# The checker types by the short names operators see (status pages, metrics labels).
+CHECKER_KINDS: dict[type, str] = {
+    TCPChecker: "tcp",
+    HTTPChecker: "http",
+    DNSChecker: "dns",
+    UDPChecker: "udp",
+    PingChecker: "ping",
+    RADIUSChecker: "radius",
+}
+
+
+def checker_kind(checker: object) -> str:
+    """``tcp``, ``http``, ``dns``, ``udp``, ``ping``, ``radius``, or ``unknown``."""
+    return CHECKER_KINDS.get(type(checker), "unknown")
+
 
 @dataclass(slots=True)
 class Config:
@@ -283,3 +299,58 @@ class Context:
 class HealthState:
     ctx: Context | None = None
     notifications: list[Notification] = field(default_factory=list)
+
+
+# Past these a config is a mistake, not a plan (and would overflow timer arithmetic).
+MAX_INTERVAL_NS = 7 * 24 * 3600 * SECOND
+MAX_TIMEOUT_NS = 24 * 3600 * SECOND
+MAX_RETRIES = 2**31 - 1
+
+
+def config_problem(config: Config | None) -> str | None:
+    """Why this config cannot run, or None when it can (the one definition of a valid
+    config, whatever brought it: the engine, gRPC or a file)."""
+    if config is None:
+        return "no config (nil)"
+    checker = config.checker
+    if checker is None:
+        return "no checker (nil)"
+    if not isinstance(checker, CHECKER_TYPES):
+        name = getattr(checker, "name", None) or type(checker).__name__
+        return f"unknown checker type {name!r}"
+    if not 0 < config.interval <= MAX_INTERVAL_NS:
+        return (
+            f"interval {_duration(config.interval)} is out of range "
+            f"(0s, {_duration(MAX_INTERVAL_NS)}]"
+        )
+    if not 0 <= config.timeout <= MAX_TIMEOUT_NS:
+        return (
+            f"timeout {_duration(config.timeout)} is out of range [0s, {_duration(MAX_TIMEOUT_NS)}]"
+        )
+    if not 0 <= config.retries <= MAX_RETRIES:
+        return f"retries {config.retries} is out of range [0, {MAX_RETRIES}]"
+    target = checker.target
+    try:
+        ip_from_bytes(target.ip)
+    except ValueError as err:
+        return f"target: {err}"
+    if not 0 <= target.port <= 65535:
+        return f"target port {target.port} is out of range [0, 65535]"
+    if not 0 <= target.mark <= 0xFFFFFFFF:
+        return f"target mark {target.mark} is out of range [0, 2^32)"
+    if target.mode not in (Mode.PLAIN, Mode.DSR, Mode.TUN):
+        return f"target mode {target.mode} is unknown"
+    if target.mode != Mode.PLAIN:
+        try:
+            ip_from_bytes(target.host)
+        except ValueError as err:
+            return f"target host (needed in {Mode(target.mode)} mode): {err}"
+    return None
+
+
+def _duration(ns: int) -> str:
+    """Go's Duration.String(), or the raw number past int64 (Go could not send it)."""
+    try:
+        return format_duration(ns)
+    except (ValueError, OverflowError):
+        return f"{ns}ns"

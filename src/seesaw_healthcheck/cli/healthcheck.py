@@ -1,18 +1,20 @@
 """``seesaw-healthcheck``: the health-check server, with Seesaw's flags and defaults.
 
-One flag Seesaw does not have: ``-stats_file PATH`` rewrites PATH every second with the
-server's counters as JSON (see ``seesaw_healthcheck.server.app``; the benchmark reads it).
+Flags Seesaw does not have: ``-workers N|auto`` (check worker processes, see
+``seesaw_healthcheck.control``), ``-stats_file PATH`` (rewrites PATH every second with the
+server's counters as JSON; see ``seesaw_healthcheck.control.app``; the benchmark reads it).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 from seesaw_healthcheck import __version__
 from seesaw_healthcheck.cli import glog
 from seesaw_healthcheck.cli.goflags import FlagSet
-from seesaw_healthcheck.server.config import ConfigError, ServerConfig
+from seesaw_healthcheck.control.config import ConfigError, ServerConfig
 
 PROGRAM = "seesaw_healthcheck"
 
@@ -64,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     stderrthreshold = flags.string(
         "stderrthreshold", "ERROR", "logs at or above this threshold go to stderr"
     )
+    workers = flags.string(
+        "workers",
+        "1",
+        "Check worker processes: a number, or auto for one per CPU this process may use",
+    )
     stats_file = flags.string(
         "stats_file", "", "If non-empty, rewrite this file every second with counters as JSON"
     )
@@ -87,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         config.validate()
+        worker_count = parse_workers(workers.value)
     except ConfigError as err:
         return _usage_error(str(err))
     try:
@@ -101,12 +109,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as err:
         return _usage_error(str(err))
 
-    from seesaw_healthcheck.server import app
+    from seesaw_healthcheck.control import app
 
     try:
-        return app.run(config, stats_file=stats_file.value or None)
+        return app.run(config, workers=worker_count, stats_file=stats_file.value or None)
     finally:
         glog.shutdown()
+
+
+MAX_WORKERS = 256
+
+
+def parse_workers(value: str) -> int:
+    """``-workers``: a count, or ``auto`` (the CPUs this process may run on)."""
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    try:
+        count = int(value)
+    except ValueError:
+        raise ConfigError(f"-workers must be a number or auto, got {value!r}") from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise ConfigError(f"-workers must be between 1 and {MAX_WORKERS}, got {count}")
+    return count
 
 
 def _usage_error(message: str) -> int:

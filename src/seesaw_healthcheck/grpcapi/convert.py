@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2, timestamp_pb2, unknown_fields
 from seesaw_healthcheck import model
 from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.grpcapi import healthcheck_pb2 as pb
-from seesaw_healthcheck.server.manager import config_problem
+from seesaw_healthcheck.model import config_problem
 
 NS_PER_S = 1_000_000_000
 MAX_NANOS = NS_PER_S - 1

@@ -1,28 +1,31 @@
-"""Seesaw's check state machine (core.go healthcheck()) and the server's config checks."""
+"""Seesaw's check state machine (core.go healthcheck()), the Status the control process
+builds from a check's numbers, and the config checks."""
 
 from __future__ import annotations
 
 import pytest
 
+from seesaw_healthcheck.control.config import ConfigError, ServerConfig
+from seesaw_healthcheck.control.table import make_status
 from seesaw_healthcheck.model import (
     Config,
     Mode,
     State,
+    Status,
     Target,
     TCPChecker,
     UDPChecker,
+    config_problem,
     ip_to_bytes,
 )
-from seesaw_healthcheck.server.check import Check
-from seesaw_healthcheck.server.config import ConfigError, ServerConfig
-from seesaw_healthcheck.server.manager import config_problem
+from seesaw_healthcheck.worker.check import Check
 
 H, U, K = State.HEALTHY, State.UNHEALTHY, State.UNKNOWN
 
 
 def run_sequence(retries: int, outcomes: str) -> list[tuple[State, bool]]:
     """Feed 's'/'f' outcomes; return (state, transitioned) after each."""
-    check = Check(1, Config(id=1, interval=10**9, retries=retries))
+    check = Check(1, retries)
     seen = []
     for n, outcome in enumerate(outcomes, 1):
         changed = check.record(outcome == "s", f"r{n}", n, 1_700_000_000_000_000_000 + n)
@@ -52,13 +55,24 @@ def test_retries_table(retries: int, outcomes: str, states: list[State], notifie
     assert [n for _, n in seen] == notifies
 
 
+def status_of(check: Check) -> Status:
+    return make_status(
+        check.state,
+        check.last_message,
+        check.last_start_unix_ns,
+        check.last_duration_ns,
+        check.failures,
+        check.successes,
+    )
+
+
 def test_counters_and_status():
-    check = Check(7, Config(id=7, interval=10**9, retries=1))
-    assert check.status().state == K
-    assert check.status().last_check.is_zero
+    check = Check(7, retries=1)
+    assert status_of(check).state == K
+    assert status_of(check).last_check.is_zero
     check.record(True, "ok", 1500, 1_700_000_000_123_456_789)
     check.record(False, "refused", 2500, 1_700_000_001_000_000_000)
-    status = check.status()
+    status = status_of(check)
     assert (status.successes, status.failures, status.state) == (1, 1, H)
     assert status.message == "refused"
     assert status.duration == 2500
@@ -126,3 +140,13 @@ def test_server_config_rejects(field: str, value: object, words: str):
     with pytest.raises(ConfigError, match=words):
         config.validate()
     ServerConfig().validate()
+
+
+def test_a_resumed_check_goes_on_from_its_state_without_a_transition():
+    """A restarted worker resumes each check where the table says it was: a failure within
+    the retries of a Healthy check does not flip it, the next one does."""
+    check = Check(3, retries=1, resume=(int(H), 0, 4, 10, 1_700_000_000_000_000_000, 5, "ok"))
+    assert not check.record(False, "refused", 1, 1_700_000_001_000_000_000)
+    assert check.state == H and check.failures == 5 and check.successes == 10
+    assert check.record(False, "refused", 1, 1_700_000_002_000_000_000)
+    assert check.state == U

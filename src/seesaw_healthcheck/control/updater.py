@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from seesaw_healthcheck.control.config import ENGINE_TIMEOUT_S, FETCH_RETRY_S
 from seesaw_healthcheck.model import Checks, Config, Context
-from seesaw_healthcheck.reactor import sleep
-from seesaw_healthcheck.server.config import ENGINE_TIMEOUT_S, FETCH_RETRY_S
+from seesaw_healthcheck.reactor import Reactor, sleep
 
 log = logging.getLogger(__name__)
 
@@ -18,18 +17,20 @@ Configs = Mapping[int, Config | None] | None
 
 class Updater:
     """Calls ``fetch`` every ``fetch_interval_s`` and hands each result to ``apply``,
-    with the time the fetch was sent (``time.monotonic()``). A task on the reactor.
+    with the time the fetch was sent (the reactor's clock). A task on ``reactor``.
 
     On any error it logs and retries after ``retry_s``; running checks go on untouched.
     """
 
     def __init__(
         self,
+        reactor: Reactor,
         fetch: Fetcher,
         apply: Callable[[Configs, float], None],
         fetch_interval_s: float,
         retry_s: float = FETCH_RETRY_S,
     ) -> None:
+        self._reactor = reactor
         self._fetch = fetch
         self._apply = apply
         self._interval = fetch_interval_s
@@ -38,13 +39,13 @@ class Updater:
         self.failures = 0
 
     async def run(self) -> None:
-        next_fetch = time.monotonic()
+        next_fetch = self._reactor.time()
         while True:
             # Fetches keep to a fixed grid (Go sleeps a full interval after each fetch and
             # drifts), so they stay out of phase with the manager's periodic re-notify.
             next_fetch += self._interval
             log.info("Getting healthchecks from engine...")
-            requested_at = time.monotonic()
+            requested_at = self._reactor.time()
             try:
                 checks = await self._fetch()
             except Exception as err:  # dial, RpcError, GobError, timeout, ...
@@ -52,13 +53,13 @@ class Updater:
                 text = str(err) or type(err).__name__
                 log.error("SeesawEngine.Healthchecks failed: %s: %s", type(err).__name__, text)
                 await sleep(self._retry)
-                next_fetch = time.monotonic()
+                next_fetch = self._reactor.time()
                 continue
             self.fetches += 1
             configs = checks.configs
             log.info("Engine returned %d healthchecks", len(configs or {}))
             self._apply(configs, requested_at)
-            now = time.monotonic()
+            now = self._reactor.time()
             if next_fetch < now:  # the fetch took longer than an interval: no catching up
                 next_fetch = now
             await sleep(next_fetch - now)

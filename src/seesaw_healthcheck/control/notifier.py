@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from itertools import islice
 
+from seesaw_healthcheck.control.config import ENGINE_TIMEOUT_S, ServerConfig
 from seesaw_healthcheck.model import Context, HealthState, Notification, Status
-from seesaw_healthcheck.reactor import Future, Timer, current_reactor, sleep
-from seesaw_healthcheck.server.config import ENGINE_TIMEOUT_S, ServerConfig
+from seesaw_healthcheck.reactor import Future, Reactor, Timer, sleep
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +28,39 @@ class CoalescingQueue:
     """Thread-safe pending notifications: newest Status per check id, oldest id first.
 
     ``wake`` is called (outside the lock) when the queue goes from empty to non-empty, and
-    when it reaches ``full_at`` entries, so the consumer never polls.
+    when it reaches ``full_at`` entries, so the consumer never polls. ``live(id)`` says
+    which ids still exist: a failed batch is merged back only for those, so a check removed
+    while its notification was in flight never reports again. ``clock`` times the oldest
+    entry (the reactor's).
     """
 
-    __slots__ = ("_first_put", "_full_at", "_lock", "_pending", "_wake", "coalesced", "live")
+    __slots__ = (
+        "_clock",
+        "_first_put",
+        "_full_at",
+        "_live",
+        "_lock",
+        "_pending",
+        "_wake",
+        "coalesced",
+    )
 
-    def __init__(self, full_at: int, wake: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        full_at: int,
+        *,
+        clock: Callable[[], float],
+        wake: Callable[[], None] | None = None,
+        live: Callable[[int], bool] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._pending: dict[int, Status] = {}
         self._full_at = full_at
+        self._clock = clock
         self._wake = wake
+        self._live = live
         self._first_put = 0.0
         self.coalesced = 0  # how many Statuses a newer one replaced before being sent
-        # Which ids still exist: a failed batch is merged back only for those, so a check
-        # removed while its notification was in flight never reports again.
-        self.live: Callable[[int], bool] | None = None
-
-    def set_wake(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
 
     def put(self, check_id: int, status: Status) -> None:
         self.put_many(((check_id, status),))
@@ -64,7 +78,7 @@ class CoalescingQueue:
                 pending[check_id] = status
             self.coalesced += before + added - len(pending)
             if was_empty and pending:
-                self._first_put = time.monotonic()
+                self._first_put = self._clock()
             wake = (was_empty and pending) or (before < self._full_at <= len(pending))
         if wake and self._wake is not None:
             self._wake()
@@ -95,7 +109,7 @@ class CoalescingQueue:
         """Return a batch that was not sent, ahead of the rest; newer entries win."""
         with self._lock:
             rest = self._pending
-            live = self.live
+            live = self._live
             merged: dict[int, Status] = {}
             for n in batch:
                 if live is not None and not live(n.id):
@@ -108,10 +122,10 @@ class CoalescingQueue:
             merged.update(rest)
             self._pending = merged
             if was_empty and merged:
-                self._first_put = time.monotonic()
+                self._first_put = self._clock()
 
     def first_put(self) -> float:
-        """Monotonic time the oldest pending entry arrived (meaningless when empty)."""
+        """When (on ``clock``) the oldest pending entry arrived (meaningless when empty)."""
         return self._first_put
 
     def __len__(self) -> int:
@@ -137,7 +151,7 @@ class _Wakeup:
         if future is not None and not future.done():
             future.set_result(None)
 
-    async def wait(self, timeout: float | None = None) -> None:
+    async def wait(self, reactor: Reactor, timeout: float | None = None) -> None:
         """Until set, or ``timeout`` seconds."""
         if self.is_set:
             return
@@ -145,7 +159,7 @@ class _Wakeup:
         self._future = future
         timer: Timer | None = None
         if timeout is not None:
-            timer = current_reactor().call_later(
+            timer = reactor.call_later(
                 timeout, lambda: None if future.done() else future.set_result(None)
             )
         try:
@@ -159,15 +173,25 @@ class _Wakeup:
 class Notifier:
     """Sends batches of at most batch_size, no later than batch_delay after the first.
 
-    ``run`` is a task on the reactor that runs the checks; the queue's puts come from the
-    same thread, so a wake-up is never missed between looking at the queue and waiting.
+    Producers put Statuses into ``queue`` (its own ``CoalescingQueue``; ``live`` as the
+    queue takes it). ``run`` is a task on ``reactor``; the puts come from the same thread,
+    so a wake-up is never missed between looking at the queue and waiting.
     """
 
-    def __init__(self, config: ServerConfig, queue: CoalescingQueue, send: Sender) -> None:
+    def __init__(
+        self,
+        reactor: Reactor,
+        config: ServerConfig,
+        send: Sender,
+        live: Callable[[int], bool] | None = None,
+    ) -> None:
+        self._reactor = reactor
         self._config = config
-        self._queue = queue
         self._send = send
         self._wakeup = _Wakeup()
+        self.queue = CoalescingQueue(
+            config.batch_size, clock=reactor.time, wake=self.wake, live=live
+        )
         self.batches_sent = 0
         self.notifications_sent = 0
         self.send_failures = 0
@@ -179,21 +203,22 @@ class Notifier:
 
     async def run(self) -> None:
         config = self._config
-        queue = self._queue
+        queue = self.queue
+        reactor = self._reactor
         wakeup = self._wakeup
         batch_delay = config.batch_delay / 1e9
         while True:
             if not len(queue):
                 wakeup.is_set = False
-                await wakeup.wait()
+                await wakeup.wait(reactor)
                 continue
             # Wait for a full batch or the delay after the first queued entry.
             while len(queue) < config.batch_size:
-                remaining = queue.first_put() + batch_delay - time.monotonic()
+                remaining = queue.first_put() + batch_delay - reactor.time()
                 if remaining <= 0:
                     break
                 wakeup.is_set = False
-                await wakeup.wait(remaining)
+                await wakeup.wait(reactor, remaining)
             batch = queue.take(config.batch_size)
             if batch:
                 await self._send_with_retries(batch)
@@ -204,7 +229,7 @@ class Notifier:
             try:
                 await self._send(batch)
             except GeneratorExit:  # the task is being cancelled (shutdown)
-                self._queue.put_back(batch)
+                self.queue.put_back(batch)
                 raise
             except Exception as err:  # any failure: dial, RPC, codec, timeout
                 self.send_failures += 1
@@ -221,9 +246,9 @@ class Notifier:
                     )
                 # Merge back, wait, then send the newest state of the same ids (and
                 # whatever else fits in a batch).
-                self._queue.put_back(batch)
+                self.queue.put_back(batch)
                 await sleep(config.retry_delay / 1e9)
-                batch = self._queue.take(config.batch_size)
+                batch = self.queue.take(config.batch_size)
                 if not batch:
                     return
                 continue

@@ -1,15 +1,15 @@
 """One health check's state: Seesaw's state machine and counters (core.go healthcheck()).
 
-Kept lean because it runs for every check result: plain slots, no Status object unless a
-notification is due, and the start time kept as Unix nanoseconds until then.
+Kept lean because it runs for every check result: plain slots, and the start time kept as
+Unix nanoseconds.
 """
 
 from __future__ import annotations
 
-import time
+from seesaw_healthcheck.channel import Resume
+from seesaw_healthcheck.model import State
 
-from seesaw_healthcheck.gob.gotime import GoTime
-from seesaw_healthcheck.model import Config, State, Status
+__all__ = ["DRY_RUN_MESSAGE", "Check"]
 
 DRY_RUN_MESSAGE = "dryrun mode; always succeed"
 
@@ -18,7 +18,7 @@ _UNHEALTHY = State.UNHEALTHY
 
 
 class Check:
-    """A check's config, counters and state.
+    """A check's counters and state.
 
     ``record`` applies one result exactly as Seesaw does: a success makes the check
     Healthy and clears the consecutive-failure count; a failure counts, and makes the
@@ -27,7 +27,6 @@ class Check:
     """
 
     __slots__ = (
-        "config",
         "consecutive_failures",
         "failures",
         "id",
@@ -39,17 +38,27 @@ class Check:
         "successes",
     )
 
-    def __init__(self, check_id: int, config: Config) -> None:
+    def __init__(self, check_id: int, retries: int = 0, resume: Resume | None = None) -> None:
         self.id = check_id
-        self.config = config
-        self.retries = config.retries
-        self.state: int = State.UNKNOWN
-        self.consecutive_failures = 0
-        self.failures = 0
-        self.successes = 0
-        self.last_start_unix_ns = 0  # 0: never run (Go's zero time.Time)
-        self.last_duration_ns = 0
-        self.last_message = ""
+        self.retries = retries
+        if resume is None:
+            self.state: int = State.UNKNOWN
+            self.consecutive_failures = 0
+            self.failures = 0
+            self.successes = 0
+            self.last_start_unix_ns = 0  # 0: never run (Go's zero time.Time)
+            self.last_duration_ns = 0
+            self.last_message = ""
+        else:
+            (
+                self.state,
+                self.consecutive_failures,
+                self.failures,
+                self.successes,
+                self.last_start_unix_ns,
+                self.last_duration_ns,
+                self.last_message,
+            ) = resume
 
     def record(self, success: bool, message: str, duration_ns: int, start_unix_ns: int) -> bool:
         """Apply one result; True when the state changed."""
@@ -70,24 +79,6 @@ class Check:
             self.state = new_state
             return True
         return False
-
-    def status(self) -> Status:
-        """The Status Seesaw would send now: LastCheck in the local zone, as time.Now()."""
-        if self.last_start_unix_ns:
-            seconds = self.last_start_unix_ns // 1_000_000_000
-            last_check = GoTime.from_unix_ns(
-                self.last_start_unix_ns, time.localtime(seconds).tm_gmtoff
-            )
-        else:
-            last_check = GoTime()
-        return Status(
-            last_check=last_check,
-            duration=self.last_duration_ns,
-            failures=self.failures,
-            successes=self.successes,
-            state=self.state,
-            message=self.last_message,
-        )
 
     @property
     def retrying(self) -> bool:

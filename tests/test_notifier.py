@@ -1,18 +1,18 @@
-"""The coalescing queue and the notifier's batching, retries and never-lose behaviour."""
+"""The coalescing queue and the notifier's batching, retries and never-lose behaviour
+(the notifier in virtual time: a MockClock that jumps whenever the loop is idle)."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 
+from seesaw_healthcheck.control.config import ServerConfig
+from seesaw_healthcheck.control.notifier import CoalescingQueue, Notifier
 from seesaw_healthcheck.model import Notification, State, Status
-from seesaw_healthcheck.reactor import Reactor, Task, current_reactor, sleep
-from seesaw_healthcheck.server.config import ServerConfig
-from seesaw_healthcheck.server.notifier import CoalescingQueue, Notifier
+from seesaw_healthcheck.reactor import MockClock, Reactor, Task, current_reactor, sleep
 
 MS = 1_000_000
 
@@ -23,7 +23,9 @@ def status(state: State, successes: int = 0) -> Status:
 
 def test_queue_coalesces_to_newest_keeping_order():
     wakes: list[int] = []
-    queue = CoalescingQueue(full_at=3, wake=lambda: wakes.append(len(queue)))
+    queue = CoalescingQueue(
+        full_at=3, clock=MockClock().time, wake=lambda: wakes.append(len(queue))
+    )
     queue.put(1, status(State.HEALTHY, 1))
     queue.put(2, status(State.HEALTHY, 1))
     assert len(wakes) == 1  # only empty -> non-empty wakes
@@ -38,7 +40,7 @@ def test_queue_coalesces_to_newest_keeping_order():
 
 
 def test_put_back_goes_first_and_newer_wins():
-    queue = CoalescingQueue(full_at=100)
+    queue = CoalescingQueue(full_at=100, clock=MockClock().time)
     queue.put_many([(1, status(State.HEALTHY)), (2, status(State.HEALTHY))])
     failed = queue.take(100)
     queue.put(2, status(State.UNHEALTHY))  # newer than the failed batch's entry
@@ -50,7 +52,7 @@ def test_put_back_goes_first_and_newer_wins():
 
 
 def test_queue_threads_bounded_by_ids():
-    queue = CoalescingQueue(full_at=10)
+    queue = CoalescingQueue(full_at=10, clock=MockClock().time)
 
     def writer(base: int) -> None:
         for k in range(20_000):
@@ -68,7 +70,8 @@ def test_queue_threads_bounded_by_ids():
 class Engine:
     """An in-process sender: records batches, fails while ``down`` is set."""
 
-    def __init__(self) -> None:
+    def __init__(self, reactor: Reactor) -> None:
+        self.reactor = reactor
         self.batches: list[tuple[float, list[Notification]]] = []
         self.down = False
         self.attempts = 0
@@ -77,28 +80,27 @@ class Engine:
         self.attempts += 1
         if self.down:
             raise ConnectionRefusedError("engine down")
-        self.batches.append((time.monotonic(), list(batch)))
+        self.batches.append((self.reactor.time(), list(batch)))
 
 
 def start(config: ServerConfig) -> tuple[CoalescingQueue, Engine, Task]:
     """A notifier task on the running reactor (call from inside a reactor task)."""
-    engine = Engine()
-    queue = CoalescingQueue(config.batch_size)
-    notifier = Notifier(config, queue, engine.send)
-    queue.set_wake(notifier.wake)
-    return queue, engine, current_reactor().spawn(notifier.run())
+    reactor = current_reactor()
+    engine = Engine(reactor)
+    notifier = Notifier(reactor, config, engine.send)
+    return notifier.queue, engine, reactor.spawn(notifier.run())
 
 
 def run_on_reactor(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    with Reactor() as reactor:
-        reactor.run(scenario(), timeout=30)
+    with Reactor(MockClock(autojump_threshold=0.0)) as reactor:
+        reactor.run(scenario(), timeout=3600)
 
 
 def test_batch_delay_and_size():
     async def scenario() -> None:
         config = ServerConfig(batch_delay=300 * MS, batch_size=10)
         queue, engine, task = start(config)
-        t0 = time.monotonic()
+        t0 = current_reactor().time()
         queue.put(1, status(State.HEALTHY))
         await sleep(0.05)
         queue.put(2, status(State.HEALTHY))
@@ -106,16 +108,16 @@ def test_batch_delay_and_size():
         assert len(engine.batches) == 1
         sent_at, batch = engine.batches[0]
         assert [n.id for n in batch] == [1, 2]
-        # Sent batch_delay after the FIRST entry, not after the second (slack for load).
-        assert 0.29 <= sent_at - t0 < 0.34 + 0.2
+        # Sent batch_delay after the FIRST entry, not after the second.
+        assert sent_at - t0 == pytest.approx(0.3)
         # A full batch goes at once, without waiting for the delay; 25 -> 10 + 10 + 5.
         engine.batches.clear()
-        t1 = time.monotonic()
+        t1 = current_reactor().time()
         queue.put_many((i, status(State.UNHEALTHY)) for i in range(100, 125))
         await sleep(0.6)
         sizes = [len(b) for _, b in engine.batches]
         assert sizes == [10, 10, 5]
-        assert engine.batches[1][0] - t1 < 0.2
+        assert engine.batches[1][0] == t1
         task.cancel()
 
     run_on_reactor(scenario)
@@ -168,8 +170,7 @@ def test_logs_error_at_max_failures(caplog: pytest.LogCaptureFixture):
 
 def test_removed_ids_are_discarded_and_not_merged_back():
     live = {1, 2, 3}
-    queue = CoalescingQueue(full_at=100)
-    queue.live = live.__contains__
+    queue = CoalescingQueue(full_at=100, clock=MockClock().time, live=live.__contains__)
     queue.put_many([(1, status(State.HEALTHY)), (2, status(State.HEALTHY))])
     in_flight = queue.take(100)
     queue.put(3, status(State.HEALTHY))

@@ -1,0 +1,454 @@
+"""The control process: engine talk, the table of every check, the check workers.
+
+One reactor on the main thread runs the updater (fetch, decode, diff), the notifier (batch
+and send), the periodic re-notify, the workers' channels and the stats file. Checks run
+only in the workers (``seesaw_healthcheck.worker``), so nothing here, however long it
+takes (decoding a 100,000-config fetch, re-notifying every check), delays a check.
+
+Checks are sharded over the workers by id. A worker that dies is restarted at once (then
+after a growing pause if it keeps dying) and given its checks again with the state the
+table holds, so the engine sees neither an Unknown nor a transition that did not happen.
+
+Stats: with ``stats_file`` the server rewrites that file (atomically) every second with
+one JSON object: the workers' counters summed (checks_run, transitions, ran_once, skipped
+slots, the lateness histogram of actual start against the scheduled slot), the table's
+(checks, runnable), first_config_at / all_ran_at on the reactor's clock and
+all_ran_after_s, the notifier's (batches_sent, notifications_sent, send_failures,
+pending, coalesced), the updater's (fetches, fetch_failures) and the workers' pids.
+``benchmarks/server_bench.py`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+from seesaw_healthcheck import checkers
+from seesaw_healthcheck.channel import APPLIED, LATENESS_BOUNDS, LOG, REPORTS, Add, Header
+from seesaw_healthcheck.control.config import ServerConfig
+from seesaw_healthcheck.control.notifier import Notifier, Sender, engine_sender
+from seesaw_healthcheck.control.table import Entry, Table, make_status
+from seesaw_healthcheck.control.updater import Configs, Fetcher, Updater, engine_fetcher
+from seesaw_healthcheck.control.workers import Launcher, WorkerProcess, spawn_worker, worker_for
+from seesaw_healthcheck.model import Config, State, Status, config_problem
+from seesaw_healthcheck.reactor import Clock, Reactor, Task, sleep
+
+__all__ = ["Control", "raise_nofile_limit", "run"]
+
+log = logging.getLogger(__name__)
+
+# Full re-notification is chunked so the control loop keeps reading reports in between.
+NOTIFY_CHUNK = 1000
+# A dead worker is restarted at once; one that dies again this soon after starting is
+# restarted after a pause that doubles each time, up to RESTART_MAX_PAUSE_S.
+RESTART_STABLE_S = 10.0
+RESTART_MAX_PAUSE_S = 30.0
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (each check in flight holds an fd;
+    the workers inherit the limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as err:
+            log.warning("Could not raise RLIMIT_NOFILE from %d to %d: %s", soft, hard, err)
+    return soft
+
+
+class Control:
+    """One server: build it, then ``run()`` it until ``stop()``.
+
+    ``fetch`` and ``send`` default to the engine's net/rpc calls, ``clock`` to the system's,
+    ``launch`` to starting each worker as a process of its own.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        workers: int = 1,
+        stats_file: str | None = None,
+        clock: Clock | None = None,
+        fetch: Fetcher | None = None,
+        send: Sender | None = None,
+        launch: Launcher = spawn_worker,
+    ) -> None:
+        config.validate()
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.config = config
+        self.stats_file = stats_file
+        self.reactor = Reactor(clock)
+        self.table = Table()
+        self.notifier = Notifier(
+            self.reactor,
+            config,
+            send if send is not None else engine_sender(config.engine_socket),
+            live=self.table.__contains__,
+        )
+        self.updater = Updater(
+            self.reactor,
+            fetch if fetch is not None else engine_fetcher(config.engine_socket),
+            self.apply,
+            config.fetch_interval / 1e9,
+        )
+        log_level = logging.getLogger().getEffectiveLevel()
+        self.workers = [
+            WorkerProcess(
+                self.reactor,
+                index,
+                on_message=self._on_message,
+                on_exit=self._on_exit,
+                dry_run=config.dry_run,
+                log_level=log_level,
+                launch=launch,
+            )
+            for index in range(workers)
+        ]
+        self.notify_interval_s = config.notify_interval / 1e9
+        self._logged_problems: dict[int, str] = {}
+        self._notifying = False
+        self._next_notify = 0.0
+        self._quick_deaths: dict[int, int] = {}  # worker -> deaths soon after a start
+        self._pending_seq: dict[int, int] = {}  # worker -> seq that completes the delta
+        self.first_config_at = 0.0  # reactor clock: the first fetch with checks was sent
+        self.first_answered_at = 0.0  # ... was answered
+        self.first_applied_at = 0.0  # ... every worker had taken its checks
+        self.failed: str | None = None  # why run() stopped by itself, if it did
+        self._tasks: list[Task] = []
+
+    # -- configs ------------------------------------------------------------------------
+
+    def apply(self, configs: Configs, requested_at: float | None = None) -> None:
+        """Make the checks match ``configs`` (None or empty: stop them all), fetched at
+        ``requested_at`` (reactor clock; default now): new checks all run once within one
+        interval of it."""
+        configs = configs or {}
+        now = self.reactor.time()
+        if requested_at is None or requested_at > now:
+            requested_at = now
+        table = self.table
+        count = len(self.workers)
+        adds: list[list[tuple[Entry, Config]]] = [[] for _ in range(count)]
+        updates: list[list[Config]] = [[] for _ in range(count)]
+        removes: list[list[int]] = [[] for _ in range(count)]
+
+        gone = [check_id for check_id in table.entries if check_id not in configs]
+        for check_id in gone:
+            removed = table.pop(check_id)
+            if removed.running:
+                removes[removed.worker].append(check_id)
+            self.workers[removed.worker].free_slot(removed.slot)
+            self._logged_problems.pop(check_id, None)
+            log.info("Stopping healthchecker for %d (%s)", check_id, _describe(removed))
+        if gone:
+            self.notifier.queue.discard(gone)
+
+        for check_id, maybe_config in configs.items():
+            # A nil *Config in the map runs nothing, like a nil checker.
+            config = maybe_config if maybe_config is not None else Config(id=check_id)
+            entry = table.get(check_id)
+            if entry is None:
+                index = worker_for(check_id, count)
+                worker = self.workers[index]
+                entry = Entry(check_id, config, index, worker.shared)
+                entry.slot = worker.alloc_slot()
+                table.add(entry)
+                if self._configure(entry, config):
+                    adds[index].append((entry, config))
+                    log.info("Starting healthchecker for %d (%s)", check_id, _describe(entry))
+            elif entry.config is not config and entry.config != config:
+                was_running = entry.running
+                table.set_config(entry, config)
+                if self._configure(entry, config):
+                    if was_running:
+                        updates[entry.worker].append(config)
+                    else:  # it had a bad config before: start it as it was
+                        adds[entry.worker].append((entry, config))
+                elif was_running:
+                    removes[entry.worker].append(check_id)
+
+        if configs and not self.first_config_at:
+            self.first_config_at = requested_at
+            self.first_answered_at = now
+        for index, worker in enumerate(self.workers):
+            if adds[index] or updates[index] or removes[index]:
+                self._send(worker, adds[index], updates[index], removes[index], requested_at)
+        self._check_first_applied()
+        if not self._notifying:
+            # Half an interval out of phase with the fetches: a full re-notify (encoding
+            # every Status) and a fetch (decoding every Config) are each this process's
+            # largest bursts of work.
+            self._notifying = True
+            self._next_notify = self.reactor.time() + self.notify_interval_s / 2
+            self.reactor.call_at(self._next_notify, self._notify_all)
+
+    def _configure(self, entry: Entry, config: Config) -> bool:
+        """True when ``config`` can run (then it is marked running; the caller sends it)."""
+        problem = config_problem(config)
+        entry.problem = problem
+        if problem is not None:
+            entry.running = False
+            if self._logged_problems.get(entry.id) != problem:
+                self._logged_problems[entry.id] = problem
+                log.error("Healthcheck %d has a bad config, not running it: %s", entry.id, problem)
+            return False
+        self._logged_problems.pop(entry.id, None)
+        entry.running = True
+        return True
+
+    def _send(
+        self,
+        worker: WorkerProcess,
+        adds: list[tuple[Entry, Config]],
+        updates: list[Config],
+        removes: list[int],
+        requested_at: float,
+    ) -> None:
+        # Each new check's place in the first round: spread evenly over the whole delta.
+        total = len(adds)
+        items: list[Add] = [
+            (entry.slot, index / total, config, entry.resume() if entry.since_ns else None)
+            for index, (entry, config) in enumerate(adds)
+        ]
+        self._pending_seq[worker.index] = worker.apply(items, updates, removes, requested_at)
+
+    # -- from the workers ---------------------------------------------------------------
+
+    def _on_message(self, worker: WorkerProcess, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == REPORTS:
+            self._reports(worker, message[1])
+        elif kind == APPLIED:
+            worker.applied = message[1]
+            self._check_first_applied()
+        elif kind == LOG:
+            _, levelno, name, text = message
+            logging.getLogger(name).log(levelno, "%s", text)
+        else:
+            log.error("unknown message from check worker %d: %r", worker.index, message[:1])
+
+    def _reports(self, worker: WorkerProcess, reports: list[tuple[Any, ...]]) -> None:
+        table = self.table
+        put = self.notifier.queue.put
+        index = worker.index
+        for check_id, state, message, start, duration, failures, successes, changed in reports:
+            entry = table.get(check_id)
+            if entry is None or entry.worker != index or not entry.running:
+                continue  # removed or stopped meanwhile: it never reports again
+            entry.message = message
+            if not changed:
+                continue
+            previous = entry.state
+            table.transition(entry, state, time.time_ns())
+            log.info(
+                "%d: (%s) %s -> %s: %s",
+                check_id,
+                _describe(entry),
+                State(previous),
+                State(state),
+                message,
+            )
+            put(check_id, make_status(state, message, start, duration, failures, successes))
+
+    def _check_first_applied(self) -> None:
+        if (
+            self.first_config_at
+            and not self.first_applied_at
+            and all(
+                worker.applied >= self._pending_seq.get(worker.index, 0) for worker in self.workers
+            )
+        ):
+            self.first_applied_at = self.reactor.time()
+
+    def _on_exit(self, worker: WorkerProcess, why: str) -> None:
+        if worker.stopping:
+            return
+        lived = self.reactor.time() - worker.started_at
+        quick = self._quick_deaths.get(worker.index, 0) + 1 if lived < RESTART_STABLE_S else 0
+        self._quick_deaths[worker.index] = quick
+        # At once, unless it keeps dying right after starting: then a growing pause.
+        pause = 0.0 if quick <= 1 else min(RESTART_MAX_PAUSE_S, 0.5 * 2 ** (quick - 2))
+        running = sum(1 for e in self.table if e.worker == worker.index and e.running)
+        log.error(
+            "Check worker %d (pid %s) %s after %.1fs; restarting it%s (%d checks)",
+            worker.index,
+            worker.pid,
+            why,
+            lived,
+            f" in {pause:g}s" if pause else "",
+            running,
+        )
+        self.reactor.call_later(pause, lambda: self._restart(worker))
+
+    def _restart(self, worker: WorkerProcess) -> None:
+        if worker.alive or worker.stopping:
+            return
+        try:
+            worker.start()
+        except OSError as err:
+            log.error("Could not start check worker %d: %s", worker.index, err)
+            self._on_exit(worker, f"could not start: {err}")
+            return
+        adds = [(e, e.config) for e in self.table if e.worker == worker.index and e.running]
+        self._send(worker, adds, [], [], self.reactor.time())
+
+    # -- periodic re-notify --------------------------------------------------------------
+
+    def _notify_all(self) -> None:
+        self._next_notify += self.notify_interval_s
+        now = self.reactor.time()
+        if self._next_notify <= now:
+            self._next_notify = now + self.notify_interval_s
+        self.reactor.call_at(self._next_notify, self._notify_all)
+        self._notify_chunk(list(self.table.entries))
+
+    def _notify_chunk(self, ids: list[int]) -> None:
+        """Queue the Status of ``ids`` (of those still present), a chunk at a time."""
+        chunk, rest = ids[:NOTIFY_CHUNK], ids[NOTIFY_CHUNK:]
+        get = self.table.get
+        items: list[tuple[int, Status]] = []
+        for check_id in chunk:
+            entry = get(check_id)
+            if entry is not None:
+                items.append((check_id, entry.status()))
+        self.notifier.queue.put_many(items)
+        if rest:
+            self.reactor.call_later(0.0, lambda: self._notify_chunk(rest))
+
+    # -- running ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the workers and the tasks (``run`` does it; tests run in steps)."""
+        if self._tasks:
+            return
+        reactor = self.reactor
+
+        def spawn(name: str, coro: Any) -> None:
+            def done(outcome: Any) -> None:
+                # These loop forever: ending at all is a bug. Stop (run() then exits 1, and
+                # the watchdog restarts us) rather than check on with stale configs or
+                # notifications that never go out.
+                self.failed = f"the {name} task ended: {outcome!r}"
+                log.error("Stopping: %s", self.failed)
+                reactor.stop()
+
+            self._tasks.append(reactor.spawn(coro, None, done))
+
+        for worker in self.workers:
+            worker.start()
+        spawn("updater", self.updater.run())
+        spawn("notifier", self.notifier.run())
+        if self.stats_file:
+            spawn("stats", self._write_stats(self.stats_file))
+
+    def run(self) -> None:
+        """Run until ``stop()``; then stop the workers and every task."""
+        self.start()
+        try:
+            self.reactor.run_forever()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for worker in self.workers:  # all at once: each stops on its channel's end
+            worker.stop(wait=False)
+        for worker in self.workers:
+            worker.close()
+        self.reactor.close()
+
+    def stop(self) -> None:
+        """Make ``run`` return soon; safe from a signal handler or another thread."""
+        self.reactor.stop()
+
+    def worker_headers(self) -> list[Header]:
+        return [worker.shared.header() for worker in self.workers]
+
+    def stats(self) -> dict[str, Any]:
+        headers = self.worker_headers()
+        lateness = [0] * (len(LATENESS_BOUNDS) + 1)
+        for header in headers:
+            for k, count in enumerate(header.lateness):
+                lateness[k] += count
+        runnable = sum(1 for entry in self.table if entry.running)
+        ran_once = sum(h.ran_once for h in headers)
+        all_ran = [h.all_ran_at for h in headers if h.checks]
+        all_ran_at = max(all_ran) if all_ran and all(all_ran) and ran_once >= runnable else 0.0
+        notifier = self.notifier
+        return {
+            "now": self.reactor.time(),
+            "checks": len(self.table),
+            "runnable": runnable,
+            "ran_once": ran_once,
+            "checks_run": sum(h.checks_run for h in headers),
+            "transitions": sum(h.transitions for h in headers),
+            "skipped_busy": sum(h.skipped_busy for h in headers),
+            "skipped_late": sum(h.skipped_late for h in headers),
+            "max_lateness_s": max((h.max_lateness for h in headers), default=0.0),
+            "first_config_at": self.first_config_at,
+            "first_answered_at": self.first_answered_at,
+            "first_applied_at": self.first_applied_at,
+            "all_ran_at": all_ran_at,
+            "all_ran_after_s": all_ran_at - self.first_config_at if all_ran_at else None,
+            "lateness_bounds_s": list(LATENESS_BOUNDS),
+            "lateness_counts": lateness,
+            "batches_sent": notifier.batches_sent,
+            "notifications_sent": notifier.notifications_sent,
+            "send_failures": notifier.send_failures,
+            "pending": len(notifier.queue),
+            "coalesced": notifier.queue.coalesced,
+            "fetches": self.updater.fetches,
+            "fetch_failures": self.updater.failures,
+            "worker_pids": [worker.pid for worker in self.workers],
+            "worker_starts": [worker.starts for worker in self.workers],
+        }
+
+    async def _write_stats(self, path: str) -> None:
+        tmp = f"{path}.tmp"
+        while True:
+            try:
+                with open(tmp, "w") as out:
+                    json.dump(self.stats(), out)
+                os.replace(tmp, path)
+            except OSError as err:
+                log.warning("Could not write stats to %s: %s", path, err)
+            await sleep(1.0)
+
+
+def _describe(entry: Entry) -> str:
+    if entry.problem is not None:
+        return f"not running: {entry.problem}"
+    return checkers.describe(entry.config.checker)
+
+
+def run(config: ServerConfig, *, workers: int = 1, stats_file: str | None = None) -> int:
+    """Run the server until SIGTERM or SIGINT (exit status 0), or until one of its tasks
+    fails (1)."""
+    limit = raise_nofile_limit()
+    log.info("File descriptor limit: %d", limit)
+    control = Control(config, workers=workers, stats_file=stats_file)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Runs on the main thread between bytecodes (an epoll wait in progress returns
+        # EINTR first); stop() only queues a callback and writes the reactor's eventfd.
+        control.stop()
+
+    handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        control.run()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    log.info("Shut down")
+    return 1 if control.failed else 0
