@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -87,10 +88,25 @@ def test_silent_server_times_out_and_the_socket_is_closed(short_tmp: Path) -> No
     assert 0.3 <= elapsed < 0.3 + 0.5
 
 
-def test_missing_socket_is_a_connection_error(short_tmp: Path) -> None:
-    path = str(short_tmp / "nobody.sock")
-    with pytest.raises(ConnectionError, match=r"cannot connect to .*nobody\.sock"):
-        on_reactor(fetch(path))
+def test_connect_errors_name_the_path_and_why(short_tmp: Path) -> None:
+    stale = short_tmp / "stale.sock"  # a socket file nobody listens on any more
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(stale))
+    regular = short_tmp / "regular.sock"
+    regular.write_text("not a socket")
+    directory = short_tmp / "dir.sock"
+    directory.mkdir()
+    cases = {
+        short_tmp / "absent.sock": "No such file or directory",
+        stale: "Connection refused",
+        regular: "not a socket",
+        directory: "not a socket",
+        regular / "below": "Not a directory",
+    }
+    for path, why in cases.items():
+        with pytest.raises(ConnectionError) as err:
+            on_reactor(fetch(str(path)))
+        assert str(err.value) == f"rpc: cannot connect to {path}: {why}"
 
 
 def test_hang_up_before_the_reply_is_a_connection_error(short_tmp: Path) -> None:

@@ -9,7 +9,10 @@ errors.
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
+import stat
 from typing import Any, TypeVar
 
 from seesaw_healthcheck.gob.types import GobType
@@ -85,7 +88,7 @@ async def _call(
                 delay = min(delay * 2, 0.05)
             except OSError as exc:
                 raise ConnectionError(
-                    f"rpc: cannot connect to {path}: {exc.strerror or exc}"
+                    f"rpc: cannot connect to {path}: {_connect_failure(path, exc)}"
                 ) from exc
         view = memoryview(data)
         while view:
@@ -108,6 +111,19 @@ async def _call(
                 return body
     finally:
         sock.close()
+
+
+def _connect_failure(path: str, exc: OSError) -> str:
+    """Why connecting to ``path`` failed. A path that is there but is no socket (a regular
+    file, a directory) gives "connection refused", which sends an operator looking for a
+    dead engine; a stat on this error path only tells the two apart."""
+    if exc.errno == errno.ECONNREFUSED:
+        try:
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                return "not a socket"
+        except OSError:
+            pass  # gone meanwhile, or not ours to look at: the connect's own error
+    return exc.strerror or str(exc)
 
 
 def take_reply(codec: ClientCodec, chunk: bytes, path: str) -> tuple[bool, Any]:
