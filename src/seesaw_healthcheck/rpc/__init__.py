@@ -1,12 +1,13 @@
 """Go net/rpc over Unix sockets: sans-IO framing plus an asyncio client and server."""
 
-from seesaw_healthcheck.rpc.client import RpcClient, RpcError, call
+from seesaw_healthcheck.rpc.client import RpcClient, call
 from seesaw_healthcheck.rpc.framing import (
     ClientCodec,
     IncomingCall,
     Reply,
     Request,
     Response,
+    RpcError,
     RpcProtocolError,
     ServerCodec,
 )

@@ -16,13 +16,11 @@ from typing import Any
 
 from seesaw_healthcheck.gob import GobError
 from seesaw_healthcheck.gob.types import GobType
-from seesaw_healthcheck.rpc.framing import ClientCodec, ReplyBodyError
+from seesaw_healthcheck.rpc.framing import ClientCodec, ReplyBodyError, RpcError
+
+__all__ = ["RpcClient", "RpcError", "call"]  # RpcError: until its last importer moves
 
 log = logging.getLogger(__name__)
-
-
-class RpcError(Exception):
-    """The error string a server sent back for a call (``str(exc)`` is exactly it)."""
 
 
 class _ClientProtocol(asyncio.Protocol):

@@ -16,6 +16,9 @@ The server side reads as Go's server does (tests/test_rpc_errors_go.py compares 
 a request whose header decodes but whose args do not (wrong type, corrupt, cut short by
 EOF) is answered with the decode error and the connection carries on from the next gob
 message, as Go's decoder does; a header that does not decode ends the connection.
+
+``RpcError`` is a call's error string on either side: what a server handler raises to
+answer with it, what the client raises when a reply carries one.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ from seesaw_healthcheck.gob.types import GobType
 
 # Our decoder's errors end with the stream offset; Go's do not.
 _OFFSET_SUFFIX = re.compile(r" at offset \d+$")
+
+
+class RpcError(Exception):
+    """The error string a server sent back for a call (``str(exc)`` is exactly it)."""
 
 
 class RpcProtocolError(GobError):

@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 
 from seesaw_healthcheck.gob.types import GobType
 from seesaw_healthcheck.reactor import Future, current_reactor, readable, sleep, writable
-from seesaw_healthcheck.rpc.client import RpcError
-from seesaw_healthcheck.rpc.framing import ClientCodec
+from seesaw_healthcheck.rpc.framing import ClientCodec, RpcError
 
 __all__ = ["call", "take_reply", "with_timeout"]
 

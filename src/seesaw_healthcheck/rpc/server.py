@@ -25,8 +25,7 @@ from typing import Any
 
 from seesaw_healthcheck.gob import GobError
 from seesaw_healthcheck.gob.types import GobType
-from seesaw_healthcheck.rpc.client import RpcError
-from seesaw_healthcheck.rpc.framing import IncomingCall, Request, ServerCodec
+from seesaw_healthcheck.rpc.framing import IncomingCall, Request, RpcError, ServerCodec
 
 log = logging.getLogger(__name__)
 
