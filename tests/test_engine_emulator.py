@@ -11,10 +11,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tests.loop_thread import LoopThread
 
-from seesaw_healthcheck import model
+from seesaw_healthcheck import model, schema
 from seesaw_healthcheck.cli.engine import (
     ConfigError,
     EngineEmulator,
@@ -22,6 +24,9 @@ from seesaw_healthcheck.cli.engine import (
     parse_checks,
 )
 from seesaw_healthcheck.gob.gotime import GoTime
+from seesaw_healthcheck.gob.types import GobType
+from seesaw_healthcheck.reactor import Reactor
+from seesaw_healthcheck.rpc import RpcError, reactor_call
 
 ONE_CHECK = """
 [[check]]
@@ -171,14 +176,6 @@ def _wait_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-async def _await_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
 def _notification(check_id: int, state: model.State, message: str) -> model.Notification:
     return model.Notification(
         id=check_id,
@@ -187,21 +184,26 @@ def _notification(check_id: int, state: model.State, message: str) -> model.Noti
     )
 
 
-def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
-    from seesaw_healthcheck import schema
-    from seesaw_healthcheck.rpc import RpcError, call
+def _call(sock: str, method: str, args: Any, args_type: GobType, reply_type: GobType) -> Any:
+    """One call from our client (as the healthcheck server makes it), on a reactor."""
+    with Reactor() as reactor:
+        return reactor.run(
+            reactor_call.call(sock, method, args, args_type, reply_type, timeout=5.0), 10
+        )
 
+
+def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
     config = tmp_path / "checks.toml"
     config.write_text(TWO_CHECKS)
     record = tmp_path / "record.jsonl"
     sock = str(tmp_path / "engine.sock")
 
-    async def scenario() -> None:
-        engine = EngineEmulator(str(config), record_path=str(record), poll_interval=0.05)
-        await engine.start(sock)
+    engine = EngineEmulator(str(config), record_path=str(record), poll_interval=0.05)
+    with LoopThread() as loop:  # the engine's loop; our client's reactor runs here
+        loop.run(engine.start(sock))
         try:
-            checks = await call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
-                                schema.CONTEXT_ARG, schema.CHECKS)
+            checks = _call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
+                           schema.CONTEXT_ARG, schema.CHECKS)
             assert isinstance(checks, model.Checks) and checks.configs is not None
             assert {c.id for c in checks.configs.values()} == set(engine.checks)
             web = next(i for i, e in engine.checks.items() if e.name == "web-1")
@@ -213,24 +215,23 @@ def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
             # Like Seesaw's engine: a nil or untrusted context is refused. (A nil top-level
             # pointer cannot be sent with gob, so Healthchecks gets an empty context.)
             with pytest.raises(RpcError, match=r"^insufficient access$"):
-                await call(sock, schema.HEALTHCHECKS, model.Context(), schema.CONTEXT_ARG,
-                           schema.CHECKS)
+                _call(sock, schema.HEALTHCHECKS, model.Context(), schema.CONTEXT_ARG,
+                      schema.CHECKS)
             untrusted = model.Context.trusted()
             untrusted.auth_type = model.AuthType.UNTRUSTED
             with pytest.raises(RpcError, match=r"^insufficient access$"):
-                await call(sock, schema.HEALTHCHECKS, untrusted, schema.CONTEXT_ARG,
-                           schema.CHECKS)
+                _call(sock, schema.HEALTHCHECKS, untrusted, schema.CONTEXT_ARG, schema.CHECKS)
             with pytest.raises(RpcError, match=r"^context is nil$"):
-                await call(sock, schema.HEALTH_STATE_METHOD,
-                           model.HealthState(ctx=None, notifications=[
-                               _notification(web, model.State.HEALTHY, "sneaky")]),
-                           schema.HEALTH_STATE_ARG, schema.INT_REPLY)
+                _call(sock, schema.HEALTH_STATE_METHOD,
+                      model.HealthState(ctx=None, notifications=[
+                          _notification(web, model.State.HEALTHY, "sneaky")]),
+                      schema.HEALTH_STATE_ARG, schema.INT_REPLY)
             assert engine.refused == 3 and web not in engine.statuses
 
             state = model.HealthState(ctx=model.Context.trusted(), notifications=[
                 _notification(web, model.State.HEALTHY, "TCP connect to 127.0.0.1:8080 ok")])
-            reply = await call(sock, schema.HEALTH_STATE_METHOD, state,
-                               schema.HEALTH_STATE_ARG, schema.INT_REPLY)
+            reply = _call(sock, schema.HEALTH_STATE_METHOD, state,
+                          schema.HEALTH_STATE_ARG, schema.INT_REPLY)
             assert reply == 0
             assert engine.statuses[web].state == model.State.HEALTHY
             assert engine.statuses[web].message == "TCP connect to 127.0.0.1:8080 ok"
@@ -238,23 +239,22 @@ def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
             # Reload on change: a new file replaces the checks; ids of kept checks stay.
             config.write_text(ONE_CHECK)
             os.utime(config, (time.time() + 2, time.time() + 2))
-            await _await_for(lambda: len(engine.checks) == 1)
+            _wait_for(lambda: len(engine.checks) == 1)
             assert web in engine.checks
 
             # A broken file keeps the last good checks and says why.
             config.write_text("[[check]]\ntype = 'tcp'\n")
             os.utime(config, (time.time() + 4, time.time() + 4))
-            await _await_for(lambda: engine.last_error is not None)
+            _wait_for(lambda: engine.last_error is not None)
             assert "ip is required" in (engine.last_error or "")
             assert list(engine.checks) == [web]
-            again = await call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
-                               schema.CONTEXT_ARG, schema.CHECKS)
+            again = _call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
+                          schema.CONTEXT_ARG, schema.CHECKS)
             assert list(again.configs) == [web]
         finally:
-            await engine.close()
-        assert not os.path.exists(sock)
+            loop.run(engine.close())
+    assert not os.path.exists(sock)
 
-    asyncio.run(asyncio.wait_for(scenario(), timeout=30))
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert len(lines) == 1
     assert lines[0]["name"] == "web-1" and lines[0]["state"] == "Healthy"
@@ -262,17 +262,14 @@ def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
 
 
 def test_cli_reloads_on_sighup_and_keeps_last_good(tmp_path: Path) -> None:
-    from seesaw_healthcheck import schema
-    from seesaw_healthcheck.rpc import call
-
     config = tmp_path / "checks.toml"
     config.write_text(ONE_CHECK)
     sock = str(tmp_path / "engine.sock")
     stderr_path = tmp_path / "stderr.txt"
 
     def fetch_names() -> int:
-        checks = asyncio.run(call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
-                                  schema.CONTEXT_ARG, schema.CHECKS, timeout=5.0))
+        checks = _call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
+                       schema.CONTEXT_ARG, schema.CHECKS)
         return len(checks.configs or {})
 
     with open(stderr_path, "wb") as err:
@@ -323,8 +320,6 @@ def test_cli_refuses_bad_config_at_start(tmp_path: Path) -> None:
 
 
 def test_nil_arguments_refused_like_seesaw(tmp_path: Path) -> None:
-    from seesaw_healthcheck.rpc import RpcError
-
     config = tmp_path / "checks.toml"
     config.write_text(ONE_CHECK)
     engine = EngineEmulator(str(config))

@@ -8,25 +8,26 @@ making seven calls on one connection: Mul(7,8), Mul(2,3), Arith.Nope, Nope.Nope,
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.responders.unix import read_request_then, unix_server
 
 from seesaw_healthcheck import model, schema
 from seesaw_healthcheck.gob import Encoder, Field, GobError, Int, String, Struct
 from seesaw_healthcheck.gob.gotime import GoTime
+from seesaw_healthcheck.reactor import Reactor
 from seesaw_healthcheck.rpc import (
     ClientCodec,
     IncomingCall,
     Request,
-    RpcClient,
     RpcError,
     RpcProtocolError,
     RpcServer,
     ServerCodec,
+    reactor_call,
 )
 from seesaw_healthcheck.rpc.framing import (
     EMPTY_STRUCT,
@@ -557,7 +558,7 @@ BAD_REPLIES = {
 
 def _client_outcomes(calls: int, data: bytes, chunk: int) -> tuple[list[Any], ClientCodec]:
     """Each call's outcome as Go's client hands it out (``server error: X`` for a
-    ServerError), driving the codec the way RpcClient does."""
+    ServerError), driving the codec as a client with several calls in flight does."""
     codec = ClientCodec()
     for n in range(calls):
         codec.request("Arith.Mul", {"A": n, "B": 2}, ARGS, INT)
@@ -620,59 +621,24 @@ def test_client_header_garbage_fails_the_rest() -> None:
     assert isinstance(got[1], str) and got[1].startswith("gob: "), got[1]
 
 
-def test_rpc_client_gives_each_call_its_error_as_go_does(tmp_path: Path) -> None:
-    """RpcClient over a Unix socket whose server writes Go's bad-reply cases."""
-
-    async def run(case: str) -> list[Any]:
-        calls, data = BAD_REPLIES[case]
-        path = str(tmp_path / "rpc.sock")
-        got_requests = asyncio.Event()
-
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.read(1)  # the calls are out
-            await got_requests.wait()
-            writer.write(data)
-            await writer.drain()
-            await reader.read()  # until the client closes
-
-        server = await asyncio.start_unix_server(serve, path)
+@pytest.mark.parametrize("case", list(BAD_REPLIES))
+def test_reactor_call_gets_what_go_gives_its_call(case: str, short_tmp: Path) -> None:
+    """Our client makes one call (seq 0) per connection; a server answering it with Go's
+    bad-reply cases gives that call what Go's client gives its first call."""
+    _, data = BAD_REPLIES[case]
+    path = str(short_tmp / "rpc.sock")
+    outcome: Any
+    with unix_server(path, read_request_then(data)), Reactor() as reactor:
         try:
-            client = await RpcClient.connect(path)
-            tasks = [
-                asyncio.ensure_future(client.call("Arith.Mul", {"A": n, "B": 2}, ARGS, INT, 2))
-                for n in range(calls)
-            ]
-            await asyncio.sleep(0.05)
-            got_requests.set()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            later: BaseException | None = None
-            try:
-                await client.call("Arith.Mul", {"A": 9, "B": 9}, ARGS, INT, 0.2)
-            except (ConnectionError, TimeoutError) as exc:
-                later = exc
-            await client.close()
-        finally:
-            server.close()
-            await server.wait_closed()
-        outcomes: list[Any] = []
-        for result in results:
-            if isinstance(result, RpcError):
-                outcomes.append(f"server error: {result}")
-            elif isinstance(result, GobError):
-                outcomes.append(str(result))
-            else:
-                outcomes.append(result)
-        outcomes.append(type(later).__name__)
-        return outcomes
-
-    for case in ("wrong type", "error reply, bad body", "no such call", "no such call, bad body"):
-        got = asyncio.run(run(case))
-        want = OUR_CLIENT_OUTCOMES.get(case, GO_CLIENT_OUTCOMES[case])
-        broken = any(isinstance(w, str) and "gob: " in w for w in want)
-        # Go: "connection is shut down" once broken; otherwise the call waits on.
-        assert got[-1] == ("ConnectionError" if broken else "TimeoutError"), (case, got)
-        for outcome, expected in zip(got, want, strict=False):
-            if isinstance(expected, str):
-                assert isinstance(outcome, str) and re.fullmatch(expected, outcome), outcome
-            else:
-                assert outcome == expected, (case, got)
+            outcome = reactor.run(
+                reactor_call.call(path, "Arith.Mul", {"A": 0, "B": 2}, ARGS, INT, 2), 5
+            )
+        except RpcError as exc:
+            outcome = f"server error: {exc}"
+        except GobError as exc:
+            outcome = str(exc)
+    expected = OUR_CLIENT_OUTCOMES.get(case, GO_CLIENT_OUTCOMES[case])[0]
+    if isinstance(expected, str):
+        assert isinstance(outcome, str) and re.fullmatch(expected, outcome), outcome
+    else:
+        assert outcome == expected

@@ -1,29 +1,41 @@
-"""net/rpc over real Unix sockets: our client and server against Go's, and against
-misbehaving peers (silent, garbage, disconnecting)."""
+"""net/rpc over real Unix sockets: our client (``rpc.reactor_call``, a task on our reactor)
+and our asyncio server, against Go's net/rpc and against misbehaving peers (silent,
+garbage, disconnecting, not there at all).
+
+Where both of ours take part, the server runs on an asyncio loop in a thread of its own
+(``tests.loop_thread``) and the client on a reactor in the test's thread.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import errno
+import functools
 import ipaddress
 import json
 import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from tests.gopeer import GoEngine, recipe_checks, recipe_notification
+from tests.loop_thread import LoopThread
+from tests.responders.unix import read_request_then, unix_server
 
 from seesaw_healthcheck import model, schema
 from seesaw_healthcheck.gob import GobError, Int, String
 from seesaw_healthcheck.gob.gotime import GoTime
-from seesaw_healthcheck.rpc import RpcClient, RpcError, RpcServer, call
+from seesaw_healthcheck.gob.types import GobType
+from seesaw_healthcheck.reactor import Future, Reactor, current_reactor, readable, sleep
+from seesaw_healthcheck.rpc import Reply, RpcError, RpcServer
 from seesaw_healthcheck.rpc.framing import ClientCodec, ServerCodec
+from seesaw_healthcheck.rpc.reactor_call import call
 from seesaw_healthcheck.rpc.server import MAX_IN_FLIGHT
 
 T = TypeVar("T")
@@ -33,13 +45,43 @@ SECOND = 1_000_000_000
 
 
 def run(coro: Awaitable[T], timeout: float = 60.0) -> T:
-    """Run one test coroutine on a fresh loop, bounded in time."""
+    """Run one asyncio test coroutine on a fresh loop, bounded in time."""
 
     async def bounded() -> T:
         async with asyncio.timeout(timeout):
             return await coro
 
     return asyncio.run(bounded())
+
+
+def on_reactor(coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+    """Run one coroutine on a fresh reactor (the client's loop), bounded in time."""
+    with Reactor() as reactor:
+        return reactor.run(coro, timeout=timeout)
+
+
+def _settle(future: Future[Any], outcome: Any) -> None:
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def start(coro: Coroutine[Any, Any, T]) -> Future[T]:
+    """Run ``coro`` as a task of its own on the current reactor; its outcome, to await."""
+    future: Future[T] = Future()
+    current_reactor().spawn(coro, on_done=functools.partial(_settle, future))
+    return future
+
+
+async def gather(*coros: Coroutine[Any, Any, T]) -> list[T]:
+    """Run the coroutines as overlapping tasks; their results in order."""
+    futures = [start(coro) for coro in coros]
+    return [await future for future in futures]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 # --- notifications with varied states, messages, zones -------------------------------
@@ -101,12 +143,17 @@ def _assert_recorded(record: Path, ctx: model.Context, n: int) -> None:
 # --- (1) our client against Go's net/rpc engine -----------------------------------------
 
 
-def test_python_client_against_go_engine(gopeer: Path, short_tmp: Path) -> None:
+def test_our_client_against_go_engine(gopeer: Path, short_tmp: Path) -> None:
     path = str(short_tmp / "engine.sock")
     record = short_tmp / "record.jsonl"
     port = 4242
     with GoEngine(path, configs=N_CONFIGS, port=port, record=record) as engine:
         ctx = model.Context.trusted()
+
+        async def notify(batch: model.HealthState) -> Any:
+            return await call(
+                path, schema.HEALTH_STATE_METHOD, batch, schema.HEALTH_STATE_ARG, schema.INT_REPLY
+            )
 
         async def scenario() -> None:
             checks = await call(
@@ -123,55 +170,28 @@ def test_python_client_against_go_engine(gopeer: Path, short_tmp: Path) -> None:
                 assert (checker.target.port, checker.target.proto) == (port, model.Proto.TCP)
 
             batches = _batches(ctx, N_CONFIGS)
-            # Half on one connection, ten calls in flight at a time (seq matching)...
-            client = await RpcClient.connect(path, timeout=5)
-            try:
-                half = len(batches) // 2
-                for start in range(0, half, 10):
-                    replies = await asyncio.gather(
-                        *(
-                            client.call(
-                                schema.HEALTH_STATE_METHOD,
-                                batch,
-                                schema.HEALTH_STATE_ARG,
-                                schema.INT_REPLY,
-                                timeout=10,
-                            )
-                            for batch in batches[start : min(start + 10, half)]
-                        )
-                    )
-                    assert replies == [0] * len(replies)
-                # ...an engine error leaves the connection usable, as with Go's server...
-                for bad_ctx in (None, model.Context(auth_type=model.AuthType.UNTRUSTED)):
-                    with pytest.raises(RpcError) as refused:
-                        await client.call(
-                            schema.HEALTH_STATE_METHOD,
-                            model.HealthState(ctx=bad_ctx, notifications=[_notification(1)]),
-                            schema.HEALTH_STATE_ARG,
-                            schema.INT_REPLY,
-                        )
-                    assert str(refused.value) in ENGINE_REFUSALS
-                untrusted = model.Context.trusted()
-                untrusted.auth_type = model.AuthType.UNTRUSTED
+            half = len(batches) // 2
+            # Half ten calls at a time (overlapping tasks, a connection each)...
+            for first in range(0, half, 10):
+                replies = await gather(*(notify(b) for b in batches[first : min(first + 10, half)]))
+                assert replies == [0] * len(replies)
+            # ...the engine's refusals come back as RpcError with its words...
+            for bad_ctx in (None, model.Context(auth_type=model.AuthType.UNTRUSTED)):
                 with pytest.raises(RpcError) as refused:
-                    await client.call(
-                        schema.HEALTHCHECKS, untrusted, schema.CONTEXT_ARG, schema.CHECKS
-                    )
+                    await notify(model.HealthState(ctx=bad_ctx, notifications=[_notification(1)]))
                 assert str(refused.value) in ENGINE_REFUSALS
-                # ...and the other half one fresh connection per call, as Seesaw does.
-                for batch in batches[half:]:
-                    reply = await call(
-                        path,
-                        schema.HEALTH_STATE_METHOD,
-                        batch,
-                        schema.HEALTH_STATE_ARG,
-                        schema.INT_REPLY,
-                    )
-                    assert reply == 0
-            finally:
-                await client.close()
+            untrusted = model.Context.trusted()
+            untrusted.auth_type = model.AuthType.UNTRUSTED
+            with pytest.raises(RpcError) as refused:
+                await call(path, schema.HEALTHCHECKS, untrusted, schema.CONTEXT_ARG, schema.CHECKS)
+            assert str(refused.value) in ENGINE_REFUSALS
+            # ...and the other half one call after the other, as the notifier sends them.
+            for batch in batches[half:]:
+                assert await notify(batch) == 0
 
-        run(scenario())
+        before = open_fds()
+        on_reactor(scenario())
+        assert open_fds() == before  # every connection closed
     assert engine.summary["notifications"] == N_CONFIGS, engine.summary
     assert engine.summary["refused"] == 3, engine.summary
     _assert_recorded(record, ctx, N_CONFIGS)
@@ -253,14 +273,21 @@ STR = String()
 INT = Int(64)
 
 
-@contextlib.asynccontextmanager
-async def python_server(path: str) -> AsyncIterator[RpcServer]:
+@contextlib.contextmanager
+def python_server(
+    path: str, slow_returned: threading.Semaphore | None = None
+) -> Iterator[RpcServer]:
+    """Our ``RpcServer`` with the Test.* methods, on a loop thread of its own.
+    ``slow_returned`` is released each time a Test.Slow handler returns."""
+
     async def echo(text: str) -> str:
         return text
 
-    async def slow(seconds: int) -> int:
-        await asyncio.sleep(seconds / 1000)
-        return seconds
+    async def slow(milliseconds: int) -> int:
+        await asyncio.sleep(milliseconds / 1000)
+        if slow_returned is not None:
+            slow_returned.release()
+        return milliseconds
 
     async def fail(text: str) -> str:
         raise RpcError(text)
@@ -277,51 +304,49 @@ async def python_server(path: str) -> AsyncIterator[RpcServer]:
     server.register(FAIL, STR, STR, fail)
     server.register(BOOM, STR, STR, boom)
     server.register(WRONG, STR, INT, wrong)
-    await server.start_unix(path)
-    try:
-        yield server
-    finally:
-        await server.close()
+    with LoopThread() as loop:
+        loop.run(server.start_unix(path))
+        try:
+            yield server
+        finally:
+            loop.run(server.close())
 
 
-Behaviour = Callable[[socket.socket], Awaitable[None]]
+def _connect(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(path)
+    return sock
 
 
-@contextlib.asynccontextmanager
-async def raw_server(path: str, behave: Behaviour) -> AsyncIterator[None]:
-    """A Unix socket server running ``behave(conn)`` on each accepted connection."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(16)
-    listener.setblocking(False)
-    loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def serve_one(conn: socket.socket) -> None:
-        with conn:
-            await behave(conn)
-
-    async def accept_loop() -> None:
-        while True:
-            conn, _ = await loop.sock_accept(listener)
-            conn.setblocking(False)
-            task = asyncio.ensure_future(serve_one(conn))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    acceptor = asyncio.ensure_future(accept_loop())
-    try:
-        yield
-    finally:
-        acceptor.cancel()
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(acceptor, *tasks, return_exceptions=True)
-        listener.close()
+def _exchange(
+    sock: socket.socket,
+    codec: ClientCodec,
+    method: str,
+    args: Any,
+    args_type: GobType,
+    reply_type: GobType,
+) -> Reply:
+    """One call on a connection kept across calls, driving the codec by hand: our client
+    makes one call per connection, but the server must keep a connection as Go's does."""
+    sock.sendall(codec.request(method, args, args_type, reply_type)[1])
+    while (reply := codec.next_reply()) is None:
+        data = sock.recv(65536)
+        assert data, "the server closed the connection"
+        codec.feed(data)
+    return reply
 
 
-async def _read_some(conn: socket.socket) -> bytes:
-    return await asyncio.get_running_loop().sock_recv(conn, 65536)
+def _raw_send(path: str, data: bytes, *, half_close: bool = False) -> bytes:
+    """Send ``data`` on a fresh connection; return what the server sent before closing."""
+    with _connect(path) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
 
 
 # --- (3) deadlines ----------------------------------------------------------------------
@@ -329,19 +354,13 @@ async def _read_some(conn: socket.socket) -> bytes:
 
 def test_call_times_out_on_a_silent_server(short_tmp: Path) -> None:
     path = str(short_tmp / "silent.sock")
-
-    async def silent(conn: socket.socket) -> None:
-        while await _read_some(conn):
-            pass  # read everything, answer nothing
-
-    async def scenario() -> float:
-        async with raw_server(path, silent):
-            started = time.monotonic()
-            with pytest.raises(TimeoutError, match=r"^rpc: Test\.Echo on .*silent\.sock: no reply"):
-                await call(path, ECHO, "hello", STR, STR, timeout=0.3)
-            return time.monotonic() - started
-
-    elapsed = run(scenario(), timeout=10)
+    before = open_fds()
+    with unix_server(path, read_request_then(None, hold_s=1.0)):
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"^rpc: Test\.Echo on .*silent\.sock: no reply"):
+            on_reactor(call(path, ECHO, "hello", STR, STR, timeout=0.3), timeout=10)
+        elapsed = time.monotonic() - started
+    assert open_fds() == before  # the server side is gone too: nothing of ours is left
     assert 0.3 <= elapsed < 0.3 + 0.5
 
 
@@ -364,104 +383,100 @@ def test_dial_waits_out_a_full_listen_queue(short_tmp: Path) -> None:
         probe.close()
 
     async def scenario() -> str:
-        loop = asyncio.get_running_loop()
-        listener.setblocking(False)
-        pending = asyncio.ensure_future(call(path, ECHO, "queued", STR, STR, timeout=5))
-        await asyncio.sleep(0.2)
-        assert not pending.done()
-        (await loop.sock_accept(listener))[0].close()  # the filler: the queue frees
+        pending = start(call(path, ECHO, "queued", STR, STR, timeout=5))
+        await sleep(0.2)
+        assert not pending.done()  # still dialling
+        listener.accept()[0].close()  # the filler: the queue frees
         filler.close()
-        conn, _ = await loop.sock_accept(listener)
+        listener.setblocking(False)
+        await readable(listener)
+        conn, _ = listener.accept()
         with conn:
             conn.setblocking(False)
             codec = ServerCodec()
             while (incoming := codec.next_call(lambda _: STR)) is None:
-                data = await loop.sock_recv(conn, 65536)
+                await readable(conn)
+                data = conn.recv(65536)
                 assert data, "client closed before its request was complete"
                 codec.feed(data)
-            await loop.sock_sendall(conn, codec.response(incoming.request, incoming.args, STR))
+            conn.sendall(codec.response(incoming.request, incoming.args, STR))
             return await pending
 
     try:
-        assert run(scenario(), timeout=10) == "queued"
+        assert on_reactor(scenario(), timeout=10) == "queued"
     finally:
         filler.close()
         listener.close()
 
 
-def test_timed_out_call_leaves_connection_usable(short_tmp: Path) -> None:
-    """The late reply of a timed-out call is read and dropped, not taken for garbage."""
+def test_server_carries_on_after_a_client_gave_up(short_tmp: Path) -> None:
+    """A call that times out closes its connection while the handler runs: the handler's
+    late reply goes nowhere, and the server serves the next calls."""
     path = str(short_tmp / "slow.sock")
-
-    async def scenario() -> None:
-        async with python_server(path):
-            client = await RpcClient.connect(path)
-            try:
-                with pytest.raises(TimeoutError):
-                    await client.call(SLOW, 300, INT, INT, timeout=0.05)
-                assert await client.call(ECHO, "after", STR, STR, timeout=2) == "after"
-                await asyncio.sleep(0.4)  # the slow reply arrives now
-                assert await client.call(ECHO, "later", STR, STR, timeout=2) == "later"
-                assert not client.closed
-            finally:
-                await client.close()
-
-    run(scenario(), timeout=10)
+    returned = threading.Semaphore(0)
+    with python_server(path, slow_returned=returned):
+        with pytest.raises(TimeoutError, match=r"^rpc: Test\.Slow on .*: no reply in 0\.05 s$"):
+            on_reactor(call(path, SLOW, 300, INT, INT, timeout=0.05), timeout=10)
+        assert on_reactor(call(path, ECHO, "after", STR, STR, timeout=2), timeout=10) == "after"
+        assert returned.acquire(timeout=5)  # its reply was written to a closed connection
+        assert on_reactor(call(path, ECHO, "later", STR, STR, timeout=2), timeout=10) == "later"
 
 
-def test_concurrent_calls_on_one_connection_match_by_seq(short_tmp: Path) -> None:
+def test_overlapping_calls_each_get_their_own_reply(short_tmp: Path) -> None:
     path = str(short_tmp / "conc.sock")
-
-    async def scenario() -> None:
-        async with python_server(path):
-            client = await RpcClient.connect(path)
-            try:
-                # Later calls sleep less, so replies come back out of order.
-                delays = [(200 - i * 2) for i in range(100)]
-                got = await asyncio.gather(
-                    *(client.call(SLOW, d, INT, INT, timeout=5) for d in delays)
-                )
-                assert got == delays
-            finally:
-                await client.close()
-
-    run(scenario(), timeout=10)
+    # 100 calls at once, a connection each; later calls sleep less, so they end first.
+    delays = [(200 - i * 2) for i in range(100)]
+    with python_server(path):
+        got = on_reactor(gather(*(call(path, SLOW, d, INT, INT, timeout=5) for d in delays)), 10)
+    assert got == delays
 
 
 # --- server errors, Go's wording -------------------------------------------------------
 
+SERVER_ERRORS = [
+    ("Test.Nope", "rpc: can't find method Test.Nope"),
+    ("Nope.Echo", "rpc: can't find service Nope.Echo"),
+    ("TestEcho", "rpc: service/method request ill-formed: TestEcho"),
+    (FAIL, "exactly this: message"),
+    (BOOM, "ValueError: bad exactly this: message"),
+]
 
-def test_server_errors_keep_the_connection(short_tmp: Path) -> None:
+
+def test_server_errors_reach_the_client_word_for_word(short_tmp: Path) -> None:
     path = str(short_tmp / "err.sock")
 
     async def scenario() -> None:
-        async with python_server(path):
-            client = await RpcClient.connect(path)
-            try:
-                cases = [
-                    ("Test.Nope", "rpc: can't find method Test.Nope"),
-                    ("Nope.Echo", "rpc: can't find service Nope.Echo"),
-                    ("TestEcho", "rpc: service/method request ill-formed: TestEcho"),
-                    (FAIL, "exactly this: message"),
-                    (BOOM, "ValueError: bad exactly this: message"),
-                ]
-                for method, want in cases:
-                    with pytest.raises(RpcError) as err:
-                        await client.call(method, "exactly this: message", STR, STR)
-                    assert str(err.value) == want
-                    assert await client.call(ECHO, method, STR, STR) == method
-                # A handler returning what its reply type cannot carry: an error reply.
-                with pytest.raises(RpcError, match=r"^rpc: cannot encode reply: "):
-                    await client.call(WRONG, "x", STR, INT)
-                # Args that do not fit their type: nothing is sent, the client stays up.
-                with pytest.raises(GobError):
-                    await client.call(ECHO, 42, STR, STR)
-                assert await client.call(ECHO, "still here", STR, STR) == "still here"
-                assert not client.closed
-            finally:
-                await client.close()
+        for method, want in SERVER_ERRORS:
+            with pytest.raises(RpcError) as err:
+                await call(path, method, "exactly this: message", STR, STR)
+            assert str(err.value) == want
+        # A handler returning what its reply type cannot carry: an error reply.
+        with pytest.raises(RpcError, match=r"^rpc: cannot encode reply: "):
+            await call(path, WRONG, "x", STR, INT)
+        assert await call(path, ECHO, "still here", STR, STR) == "still here"
 
-    run(scenario(), timeout=10)
+    with python_server(path):
+        on_reactor(scenario(), timeout=10)
+
+
+def test_args_that_do_not_fit_fail_before_dialling(short_tmp: Path) -> None:
+    # No server at that path: a GobError, not a ConnectionError, shows nothing was dialled.
+    with pytest.raises(GobError):
+        on_reactor(call(str(short_tmp / "nobody.sock"), ECHO, 42, STR, STR, timeout=2), 5)
+
+
+def test_server_errors_keep_the_connection(short_tmp: Path) -> None:
+    """As Go's server: a call that fails leaves its connection serving the next ones."""
+    path = str(short_tmp / "keep.sock")
+    codec = ClientCodec()
+    with python_server(path), _connect(path) as sock:
+        for method, want in SERVER_ERRORS:
+            reply = _exchange(sock, codec, method, "exactly this: message", STR, STR)
+            assert reply.error == want
+            assert _exchange(sock, codec, ECHO, method, STR, STR).body == method
+        reply = _exchange(sock, codec, WRONG, "x", STR, INT)
+        assert reply.error.startswith("rpc: cannot encode reply: ")
+        assert _exchange(sock, codec, ECHO, "still here", STR, STR).body == "still here"
 
 
 # --- (4) garbage and disconnects --------------------------------------------------------
@@ -481,61 +496,34 @@ def test_client_against_garbage_server(
     short_tmp: Path, reply: bytes, expected: type[Exception]
 ) -> None:
     path = str(short_tmp / "garbage.sock")
-
-    async def garbage(conn: socket.socket) -> None:
-        await _read_some(conn)
-        if reply:
-            await asyncio.get_running_loop().sock_sendall(conn, reply)
-        # returning closes the connection
-
-    async def scenario() -> None:
-        async with raw_server(path, garbage):
-            with pytest.raises(expected) as err:
-                await call(path, ECHO, "hello", STR, STR, timeout=5)
-            assert str(err.value)
-            # A persistent client fails every pending call and refuses new ones.
-            client = await RpcClient.connect(path)
-            try:
-                with pytest.raises(expected):
-                    await client.call(ECHO, "hello", STR, STR, timeout=5)
-                assert client.closed
-                with pytest.raises(ConnectionError):
-                    await client.call(ECHO, "again", STR, STR, timeout=5)
-            finally:
-                await client.close()
-
-    run(scenario(), timeout=20)
+    before = open_fds()
+    with unix_server(path, read_request_then(reply)), pytest.raises(expected) as err:
+        on_reactor(call(path, ECHO, "hello", STR, STR, timeout=5), timeout=10)
+    assert str(err.value)
+    if expected is ConnectionError:
+        assert path in str(err.value) and "closed the connection" in str(err.value)
+    assert open_fds() == before
 
 
-def test_connect_to_missing_socket_is_a_connection_error(short_tmp: Path) -> None:
-    async def scenario() -> None:
-        with pytest.raises(ConnectionError, match=r"absent\.sock"):
-            await call(str(short_tmp / "absent.sock"), ECHO, "x", STR, STR, timeout=2)
-        # A socket file nobody listens on any more.
-        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        stale.bind(str(short_tmp / "stale.sock"))
-        stale.close()
-        with pytest.raises(ConnectionError, match=r"stale\.sock"):
-            await RpcClient.connect(str(short_tmp / "stale.sock"), timeout=2)
-
-    run(scenario(), timeout=5)
-
-
-async def _raw_send(path: str, data: bytes, *, half_close: bool = False) -> bytes:
-    """Send ``data`` on a fresh connection; return what the server sent before closing."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    with sock:
-        await loop.sock_connect(sock, path)
-        await loop.sock_sendall(sock, data)
-        if half_close:
-            sock.shutdown(socket.SHUT_WR)
-        received = b""
-        async with asyncio.timeout(5):
-            while chunk := await loop.sock_recv(sock, 65536):
-                received += chunk
-        return received
+def test_connect_errors_name_the_path_and_why(short_tmp: Path) -> None:
+    stale = short_tmp / "stale.sock"  # a socket file nobody listens on any more
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(stale))
+    regular = short_tmp / "regular.sock"
+    regular.write_text("not a socket")
+    directory = short_tmp / "dir.sock"
+    directory.mkdir()
+    cases = {
+        short_tmp / "absent.sock": "No such file or directory",
+        stale: "Connection refused",
+        regular: "not a socket",
+        directory: "not a socket",
+        regular / "below": "Not a directory",
+    }
+    for path, why in cases.items():
+        with pytest.raises(ConnectionError) as err:
+            on_reactor(call(str(path), ECHO, "x", STR, STR, timeout=2), timeout=5)
+        assert str(err.value) == f"rpc: cannot connect to {path}: {why}"
 
 
 def test_server_survives_garbage_and_disconnects(
@@ -544,31 +532,24 @@ def test_server_survives_garbage_and_disconnects(
     path = str(short_tmp / "robust.sock")
     # A real request cut in half: header complete, args not.
     _, whole = ClientCodec().request(ECHO, "x" * 1000, STR, STR)
-
-    async def scenario() -> None:
-        async with python_server(path):
-            steady = await RpcClient.connect(path)
-            try:
-                assert await steady.call(ECHO, "before", STR, STR) == "before"
-                # Garbage: the server closes that connection (we read EOF, no hang).
-                assert await _raw_send(path, b"\x00\x01garbage" * 100) == b""
-                assert await _raw_send(path, b"\x0b\xff\x81" + b"\xff" * 200) == b""
-                # Disconnecting mid-message, and after half a request. As Go's server, a
-                # request whose header came gets an answer (tests/test_rpc_errors_go.py).
-                cut = ClientCodec()
-                cut.request(ECHO, "", STR, STR)
-                cut.feed(await _raw_send(path, whole[: len(whole) // 2], half_close=True))
-                reply = cut.next_reply()
-                assert reply is not None and (reply.seq, reply.error) == (0, "unexpected EOF")
-                assert await _raw_send(path, whole[:3], half_close=True) == b""
-                # The steady connection and new ones still work.
-                assert await steady.call(ECHO, "after", STR, STR) == "after"
-                assert await call(path, ECHO, "fresh", STR, STR, timeout=2) == "fresh"
-            finally:
-                await steady.close()
-
     caplog.set_level(logging.INFO, logger="seesaw_healthcheck.rpc")
-    run(scenario(), timeout=20)
+    steady_codec = ClientCodec()
+    with python_server(path), _connect(path) as steady:
+        assert _exchange(steady, steady_codec, ECHO, "before", STR, STR).body == "before"
+        # Garbage: the server closes that connection (we read EOF, no hang).
+        assert _raw_send(path, b"\x00\x01garbage" * 100) == b""
+        assert _raw_send(path, b"\x0b\xff\x81" + b"\xff" * 200) == b""
+        # Disconnecting mid-message, and after half a request. As Go's server, a
+        # request whose header came gets an answer (tests/test_rpc_errors_go.py).
+        cut = ClientCodec()
+        cut.request(ECHO, "", STR, STR)
+        cut.feed(_raw_send(path, whole[: len(whole) // 2], half_close=True))
+        reply = cut.next_reply()
+        assert reply is not None and (reply.seq, reply.error) == (0, "unexpected EOF")
+        assert _raw_send(path, whole[:3], half_close=True) == b""
+        # The steady connection and new ones still work.
+        assert _exchange(steady, steady_codec, ECHO, "after", STR, STR).body == "after"
+        assert on_reactor(call(path, ECHO, "fresh", STR, STR, timeout=2), timeout=10) == "fresh"
     bad = [r for r in caplog.records if "bad request" in r.getMessage()]
     assert len(bad) == 2 and all(r.levelno == logging.WARNING for r in bad)
     assert f"pid {os.getpid()}" in bad[0].getMessage()
@@ -580,34 +561,35 @@ def test_server_answers_a_client_that_stopped_sending(short_tmp: Path) -> None:
     path = str(short_tmp / "eof.sock")
     codec = ClientCodec()
     requests = codec.request(SLOW, 100, INT, INT)[1] + codec.request(ECHO, "bye", STR, STR)[1]
-
-    async def scenario() -> None:
-        async with python_server(path):
-            codec.feed(await _raw_send(path, requests, half_close=True))
-            replies = [codec.next_reply(), codec.next_reply()]
-            # Echo answers first: replies go out as handlers finish, matched by seq.
-            assert [(r.seq, r.body) for r in replies if r] == [(1, "bye"), (0, 100)]
-
-    run(scenario(), timeout=10)
+    with python_server(path):
+        codec.feed(_raw_send(path, requests, half_close=True))
+    replies = [codec.next_reply(), codec.next_reply()]
+    # Echo answers first: replies go out as handlers finish, matched by seq.
+    assert [(r.seq, r.body) for r in replies if r] == [(1, "bye"), (0, 100)]
 
 
 def test_server_close_fails_pending_calls(short_tmp: Path) -> None:
+    """The server closing while a call runs: the call fails at once, not at its timeout."""
     path = str(short_tmp / "closing.sock")
+    server = RpcServer()
+    closing: list[asyncio.Task[None]] = []
 
-    async def scenario() -> None:
-        server_cm = python_server(path)
-        await server_cm.__aenter__()
-        client = await RpcClient.connect(path)
+    async def close_the_server(text: str) -> str:
+        closing.append(asyncio.ensure_future(server.close()))
+        await asyncio.sleep(60)  # cancelled by the close
+        return text
+
+    server.register("Test.Close", STR, STR, close_the_server)
+    with LoopThread() as loop:
+        loop.run(server.start_unix(path))
         try:
-            pending = asyncio.ensure_future(client.call(SLOW, 5_000, INT, INT, timeout=10))
-            await asyncio.sleep(0.05)
-            await server_cm.__aexit__(None, None, None)
-            with pytest.raises(ConnectionError):
-                await pending
+            started = time.monotonic()
+            with pytest.raises(ConnectionError, match="closed the connection"):
+                on_reactor(call(path, "Test.Close", "x", STR, STR, timeout=10), timeout=20)
+            assert time.monotonic() - started < 5
         finally:
-            await client.close()
-
-    run(scenario(), timeout=10)
+            loop.run(server.close())
+    assert len(closing) == 1 and not os.path.exists(path)
 
 
 def test_server_bounds_the_requests_it_runs_per_connection(short_tmp: Path) -> None:
@@ -665,15 +647,12 @@ def test_server_replaces_a_stale_socket_but_not_a_live_one(short_tmp: Path) -> N
     stale.bind(path)  # a socket file left behind by a dead process
     stale.close()
 
-    async def scenario() -> None:
-        async with python_server(path) as first:
-            with pytest.raises(OSError, match="already listening") as err:
-                await RpcServer().start_unix(path)
-            assert err.value.errno == errno.EADDRINUSE
-            assert first.path == path
-            assert await call(path, ECHO, "first", STR, STR, timeout=2) == "first"
-        assert not os.path.exists(path)  # closing removes its own socket file
-        async with python_server(path):
-            assert await call(path, ECHO, "second", STR, STR, timeout=2) == "second"
-
-    run(scenario(), timeout=10)
+    with python_server(path) as first:
+        with pytest.raises(OSError, match="already listening") as err:
+            run(RpcServer().start_unix(path), timeout=5)
+        assert err.value.errno == errno.EADDRINUSE
+        assert first.path == path
+        assert on_reactor(call(path, ECHO, "first", STR, STR, timeout=2), timeout=10) == "first"
+    assert not os.path.exists(path)  # closing removes its own socket file
+    with python_server(path):
+        assert on_reactor(call(path, ECHO, "second", STR, STR, timeout=2), timeout=10) == "second"

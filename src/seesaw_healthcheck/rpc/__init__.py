@@ -1,6 +1,7 @@
-"""Go net/rpc over Unix sockets: sans-IO framing plus an asyncio client and server."""
+"""Go net/rpc over Unix sockets: the sans-IO framing (``framing``), the client as a task on
+our reactor (``reactor_call``), and an asyncio server (``server``, for the engine emulator
+and tests)."""
 
-from seesaw_healthcheck.rpc.client import RpcClient, call
 from seesaw_healthcheck.rpc.framing import (
     ClientCodec,
     IncomingCall,
@@ -19,10 +20,8 @@ __all__ = [
     "Reply",
     "Request",
     "Response",
-    "RpcClient",
     "RpcError",
     "RpcProtocolError",
     "RpcServer",
     "ServerCodec",
-    "call",
 ]

@@ -1,10 +1,12 @@
-"""One net/rpc call on a fresh Unix-socket connection, as a task on our reactor.
+"""The net/rpc client: one call on a fresh Unix-socket connection, as a task on our reactor.
 
-The server runs its updater and notifier on the same reactor thread as the checks: one
-thread, so no second thread fights the checks for the interpreter lock (each socket call
-releases it, and a busy second thread then keeps it for up to a switch interval). This is
-``rpc.call`` (the asyncio client) for that loop: the same sans-IO ``ClientCodec``, the same
-errors.
+Seesaw's healthcheck server dials the engine for each call and closes the connection
+after it, and so does this client: no connection outlives its call, so nothing needs
+keeping in step after a timeout or an error (the socket is closed). It runs on the
+reactor that runs the checks, not on a thread of its own: a second thread would fight the
+checks for the interpreter lock (each socket call releases it, and a busy second thread
+then keeps it for up to a switch interval). The bytes go through the sans-IO
+``ClientCodec``, so a reply is read as Go's client reads it.
 """
 
 from __future__ import annotations
@@ -68,9 +70,7 @@ async def call(
     )
 
 
-async def _call(
-    path: str, method: str, args: Any, args_type: GobType, reply_type: GobType
-) -> Any:
+async def _call(path: str, method: str, args: Any, args_type: GobType, reply_type: GobType) -> Any:
     codec = ClientCodec()
     _, data = codec.request(method, args, args_type, reply_type)  # GobError: nothing sent
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
