@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from tests.conftest import free_port
 from tests.gopeer import GoEngine, read_records, write_checks_file
 from tests.responders.dns import DNSResponder
@@ -534,62 +533,3 @@ def test_unknown_checker_type_costs_only_that_check(short_tmp: Path) -> None:
         assert any(n.id == 1 and n.status.state == HEALTHY for n in received)
         lines = [x for x in log.splitlines() if "Healthcheck 2 has a bad config" in x]
         assert len(lines) == 1 and "*healthcheck.FancyChecker" in lines[0], lines
-
-
-ENGINE_GONE_S = 60.0
-
-
-@pytest.mark.slow
-def test_engine_gone_then_back_gets_latest_state(gopeer: Path, short_tmp: Path) -> None:
-    flapping, failing = ToggleTarget(), ToggleTarget()
-    flapping.on()
-    failing.on()
-    closed = free_port()
-    configs = [tcp_config(i, flapping.port) for i in range(1, 6)]
-    configs += [tcp_config(i, failing.port) for i in range(6, 11)]
-    configs += [tcp_config(i, closed) for i in range(11, 16)]
-    checks = short_tmp / "checks.json"
-    write_checks_file(checks, configs)
-    first, second = short_tmp / "first.jsonl", short_tmp / "second.jsonl"
-    sock = short_tmp / "engine.sock"
-    expected_before = {**dict.fromkeys(range(1, 11), HEALTHY), **dict.fromkeys(range(11, 16), 1)}
-    try:
-        # No periodic re-notification: whatever the engine gets afterwards was pending.
-        with server_process(sock, short_tmp, "-notify_interval", "10m") as server:
-            with GoEngine(sock, checks_file=checks, record=first):
-                wait_until(
-                    lambda: (
-                        {i: r["state"] for i, r in latest(read_records(first)).items()}
-                        == expected_before
-                    ),
-                    10,
-                    "the first states",
-                )
-            gone_at = time.monotonic()
-            # While the engine is gone: 1-5 fail then recover (two changes), 6-10 fail.
-            flapping.off()
-            time.sleep(2.0)
-            flapping.on()
-            time.sleep(2.0)
-            failing.off()
-            time.sleep(max(0.0, ENGINE_GONE_S - (time.monotonic() - gone_at)))
-            assert server.alive()
-            stats = server.stats()
-            assert stats["send_failures"] > 10  # past -max_failures, and still running
-            assert stats["pending"] == 10
-            with GoEngine(sock, checks_file=checks, record=second):
-                wait_until(lambda: len(latest(read_records(second))) >= 10, 10, "catch-up")
-                time.sleep(0.5)
-            records = read_records(second)
-    finally:
-        flapping.off()
-        failing.off()
-    got = latest(records)
-    assert set(got) == set(range(1, 11)), sorted(got)  # 11-15 never changed
-    for check_id in range(1, 6):
-        assert got[check_id]["state"] == HEALTHY
-        assert got[check_id]["failures"] >= 1  # it did fail meanwhile
-    for check_id in range(6, 11):
-        assert got[check_id]["state"] == UNHEALTHY
-    # Coalesced: one notification per check, its newest state.
-    assert len(records) == 10
