@@ -1,39 +1,48 @@
-"""Server benchmark: the real `seesaw-healthcheck` process against the Go engine stand-in.
+"""Server benchmark: the real `seesaw-healthcheck` (control process and check workers)
+against the Go engine stand-in, every figure measured in one run, for all of the server's
+processes together (CPU: /proc/PID/stat of the control process and each live worker, plus
+what they reaped; memory: the sum of their RSS).
 
-Runs (each bounded, stops by itself):
-  1. `gopeer engine -configs 10000 -port P`: 10,000 TCP checks at a 1 s interval;
-  2. 50,000 TCP checks at a 5 s interval (a -checks file);
-against a local TCP target in another process (the C floor's serve mode when built,
-else a lean Python accept-and-close loop). Once every check has run, it measures over a
-window of WINDOW_S seconds (default 30): checks per second, CPU-µs per check of the server
-process (/proc/PID/stat utime+stime), RSS (/proc/PID/status VmRSS), p50/p99 lateness of
-each run against its scheduled slot (the server's histogram, via -stats_file), and the time
-until every check had run once. If the C floor (benchmarks/floor) is built, it also measures
-the floor's CPU-µs per TCP check in the same run and prints the ratio.
+Cases (each bounded; `--cases` picks some):
+  10k     10,000 TCP checks at 1 s; `baseline` runs the same with the last single-process
+          server (`--baseline REV`, default: the commit before the control/worker split,
+          checked out into a temporary git worktree), for the same-run CPU ratio. A fetch in
+          the middle of the window changes 10% of the set (p99 lateness includes it).
+  50k     50,000 at 5 s, the same way (and its baseline).
+  100k    100,000 at 10 s with one worker: the rate, how long after the first fetch was
+          answered every check had run, total RSS, and how long the first fetch took from
+          the engine's answer to every check being scheduled in the workers.
+  rate    the highest sustained rate (p99 lateness <= 20 ms) with -workers 1 and 2: checks
+          at 1 s, stepping the count up until p99 or the rate gives. The targets are closed
+          loopback ports (every check is refused by the kernel): no target process and no
+          TIME_WAIT competing with the workers for the machine's two cores.
+  churn   2,000 checks, 10% of the set edited every 10 s (`--churn-minutes`, default 5):
+          RSS every 10 s and its slope after the first minute (MB/min).
+  shrink  100,000 checks, then 10: total RSS 60 s after the shrink, against a fresh server
+          with the same 10 checks.
 
-Usage: .venv/bin/python benchmarks/server_bench.py [--window 30] [--only 10k|50k]
+Targets: the C floor's multi-port serve mode (benchmarks/floor) when a C compiler is
+present, else a Python accept loop. Caveat, measured here: every check closes first and
+leaves a TIME_WAIT socket for 60 s; on one target address and port the ~28,000 ephemeral
+ports run out at 10,000 connects/s and runs go bistable, so the target listens on 16 ports
+and each case first waits (up to 65 s) for the machine's TIME_WAIT count to drop.
 
-Caveat, measured here: every check closes first and leaves a TIME_WAIT socket for 60 s.
-On one target address and port the client has ~28,000 ephemeral ports; at 10,000
-connects/s they run out and runs go bistable: the port search in connect() eats the CPU
-(system time ~97%) and the server collapses to ~4,000 checks/s. A real pool has many
-backends, so the target listens on 16 ports (one process, one epoll loop; 8 or 32 processes
-instead cost the server 60% more CPU per check by waking idle processes), and each case
-first waits (up to 65 s) for the machine's TIME_WAIT count to drop below 5,000.
+Usage: .venv/bin/python benchmarks/server_bench.py [--cases 10k,50k,...] [--window 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,51 +55,48 @@ from tests import gopeer  # noqa: E402
 from seesaw_healthcheck.channel import LATENESS_BOUNDS, percentile  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SERVER_ARGS: list[str] = []  # extra server flags (--server-arg), to isolate a cause
+PAGE_KIB = os.sysconf("SC_PAGESIZE") // 1024
 PY = sys.executable
+SERVER_ARGS: list[str] = []  # extra server flags (--server-arg), to isolate a cause
 
 ACCEPT_LOOP = """
-import socket, sys
+import socket
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 0))
 s.listen(4096)
 print(s.getsockname()[1], flush=True)
-accept = s.accept
 while True:
-    c, _ = accept()
+    c, _ = s.accept()
     c.close()
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    user, system = cpu_split(pid)
-    return user + system
+# --- processes ---------------------------------------------------------------------------
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process and of its children it has waited for
-    (utime + cutime, stime + cstime): the server forks a child per fetch, and its CPU is
-    the server's."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User and system CPU seconds of a process and of the children it reaped."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
     user = int(fields[11]) + int(fields[13])
     system = int(fields[12]) + int(fields[14])
     return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-TIME_WAIT_OK = 5_000  # below this, the ephemeral ports to one target are mostly free
-TIME_WAIT_MAX_WAIT_S = 65.0  # TIME_WAIT lasts 60 s on Linux
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def time_wait_count() -> int:
-    """TCP sockets in TIME_WAIT on this machine (from /proc/net/sockstat)."""
     for line in Path("/proc/net/sockstat").read_text().splitlines():
         if line.startswith("TCP:"):
             fields = line.split()
@@ -98,28 +104,17 @@ def time_wait_count() -> int:
     return 0
 
 
-def wait_for_time_wait_to_drain() -> None:
-    """Let the previous case's TIME_WAIT sockets expire (see the caveat above)."""
-    deadline = time.monotonic() + TIME_WAIT_MAX_WAIT_S
+def wait_for_time_wait_to_drain(limit: int = 5_000, max_wait_s: float = 65.0) -> None:
+    deadline = time.monotonic() + max_wait_s
     count = time_wait_count()
-    if count > TIME_WAIT_OK:
-        print(f"waiting for {count} TIME_WAIT sockets to expire ...", flush=True)
-    while count > TIME_WAIT_OK and time.monotonic() < deadline:
+    if count > limit:
+        print(f"  waiting for {count} TIME_WAIT sockets to expire ...", flush=True)
+    while count > limit and time.monotonic() < deadline:
         time.sleep(1.0)
         count = time_wait_count()
-    if count > TIME_WAIT_OK:
-        print(f"note: still {count} sockets in TIME_WAIT; figures may be skewed", flush=True)
-
-
-def read_stats(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
-    except (OSError, ValueError):
-        return None
 
 
 def floor_binary() -> Path | None:
-    """The C floor (benchmarks/floor/floor.c), built with gcc if needed; None without one."""
     try:
         sys.path.insert(0, str(REPO / "benchmarks"))
         from checkers_bench import build_floor
@@ -130,12 +125,11 @@ def floor_binary() -> Path | None:
         return None
 
 
-TARGET_PORTS = 16  # see the caveat above
+TARGET_PORTS = 16
 
 
 class Target:
-    """A TCP accept-and-close target in its own process, on TARGET_PORTS ports: the C floor's
-    multi-port serve mode, or a Python accept loop on one port without a C compiler."""
+    """TCP accept-and-close on TARGET_PORTS ports in a process of its own."""
 
     def __init__(self, floor: Path | None) -> None:
         if floor is not None:
@@ -161,188 +155,431 @@ class Target:
         self.proc.wait(5)
 
 
-FLOOR_CHECKS = 20_000
-# The server at 10,000 checks/s has about one check in flight at a time, so the floor with
-# 1 in flight is the like-for-like one; 10 in flight (amortised epoll wake-ups) is shown too.
-FLOOR_IN_FLIGHT = (1, 10)
+def closed_ports(count: int) -> list[int]:
+    """Loopback ports nobody listens on (bound, then released)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(count)]
+    ports = []
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
 
 
-def floor_tcp_us(
-    floor: Path | None, target_ports: list[int], in_flight: int
-) -> tuple[float, float] | None:
-    """The C floor's CPU-µs and user-µs per TCP check against the same target (medians of
-    3 runs, each on a port of its own)."""
-    if floor is None:
-        return None
-    runs = []
-    users = []
-    for run in range(3):
-        port = target_ports[(in_flight + run) % len(target_ports)]
-        out = subprocess.run(
-            [str(floor), "check", "tcp", "127.0.0.1", str(port),
-             str(FLOOR_CHECKS), str(in_flight)],
-            capture_output=True, text=True, timeout=120, check=True,
-        ).stdout  # fmt: skip
-        fields = dict(part.split("=") for part in out.split())
-        runs.append(float(fields["cpu_us_per_check"]))
-        users.append(float(fields["user_us_per_check"]))
-    return statistics.median(runs), statistics.median(users)
+# --- one server run ----------------------------------------------------------------------
 
 
-def run_case(
-    name: str, n: int, interval: str, window_s: float, target: Target, tmp: Path
-) -> dict[str, Any]:
-    sock = tmp / f"engine-{name}.sock"
-    stats_file = tmp / f"stats-{name}.json"
-    checks = tmp / f"checks-{name}.json"
-    ports = target.ports
-    gopeer.write_checks_file(
-        checks,
-        [
-            {"id": i, "interval": interval, "timeout": "1s", "type": "tcp",
-             "ip": "127.0.0.1", "port": ports[i % len(ports)]}
-            for i in range(1, n + 1)
-        ],
-    )  # fmt: skip
-    engine = gopeer.GoEngine(sock, checks_file=checks)
-    log_path = tmp / f"server-{name}.log"
-    with engine, open(log_path, "w") as log:
-        server = subprocess.Popen(
+def tcp_checks(n: int, interval: str, ports: list[int], first_id: int = 1) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "interval": interval, "timeout": "1s", "type": "tcp", "ip": "127.0.0.1",
+         "port": ports[i % len(ports)]}
+        for i in range(first_id, first_id + n)
+    ]  # fmt: skip
+
+
+class Server:
+    """The Go engine serving a checks file, and the server against it, in ``tmp``."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        name: str,
+        checks: list[dict[str, Any]],
+        flags: list[str],
+        source: Path | None = None,
+    ) -> None:
+        self.tmp = tmp
+        self.name = name
+        self.checks_file = tmp / f"checks-{name}.json"
+        self.stats_file = tmp / f"stats-{name}.json"
+        sock = tmp / f"engine-{name}.sock"
+        gopeer.write_checks_file(self.checks_file, checks)
+        self.engine = gopeer.GoEngine(sock, checks_file=self.checks_file).start()
+        env = dict(os.environ)
+        if source is not None:  # another checkout's sources (the baseline)
+            env["PYTHONPATH"] = str(source / "src")
+        self._log = open(tmp / f"server-{name}.log", "w")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
             [PY, "-m", "seesaw_healthcheck.cli.healthcheck", "-engine", str(sock),
-             "-stats_file", str(stats_file), "-logtostderr", *SERVER_ARGS],
-            stderr=log,
-            stdout=log,
+             "-stats_file", str(self.stats_file), "-logtostderr", *flags, *SERVER_ARGS],
+            stdout=self._log, stderr=self._log, env=env,
         )  # fmt: skip
+
+    def write_checks(self, checks: list[dict[str, Any]]) -> None:
+        gopeer.write_checks_file(self.checks_file, checks)
+
+    def stats(self) -> dict[str, Any]:
         try:
-            return measure(name, n, interval, window_s, server, stats_file)
-        finally:
-            server.send_signal(signal.SIGTERM)
+            return json.loads(self.stats_file.read_text())  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return {}
+
+    def pids(self) -> list[int]:
+        workers = [p for p in self.stats().get("worker_pids", []) if p]
+        return [self.proc.pid, *workers]
+
+    def cpu(self) -> tuple[float, float]:
+        """User and system CPU seconds of every process of the server so far."""
+        user = system = 0.0
+        for pid in self.pids():
+            u, s = cpu_split(pid)
+            user += u
+            system += s
+        return user, system
+
+    def rss(self) -> float:
+        return sum(rss_mib(pid) for pid in self.pids())
+
+    def wait(self, what: str, ready: Callable[[dict[str, Any]], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stats = self.stats()
+            if stats and ready(stats):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name}: server exited with {self.proc.returncode}")
+            time.sleep(0.25)
+        raise RuntimeError(f"{self.name}: {what} not within {timeout:g} s: {self.stats()}")
+
+    def wait_all_ran(self, n: int, timeout: float = 180.0) -> None:
+        self.wait(f"all {n} checks ran", lambda s: s["all_ran_at"] and s["ran_once"] >= n, timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                server.wait(5)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+                self.proc.kill()
+                self.proc.wait()
+        self.engine.stop()
+        self._log.close()
 
 
-def measure(
+@contextlib.contextmanager
+def server(
+    tmp: Path,
     name: str,
-    n: int,
-    interval: str,
-    window_s: float,
-    server: subprocess.Popen[bytes],
-    stats_file: Path,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    stats = None
-    while time.monotonic() < deadline:
-        stats = read_stats(stats_file)
-        if stats and stats["all_ran_at"] and stats["ran_once"] >= n:
-            break
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited with {server.returncode}")
-        time.sleep(0.5)
-    else:
-        raise RuntimeError(f"{name}: not every check ran within 120 s: {stats}")
-    assert stats is not None
-    all_ran_after = stats["all_ran_after_s"]
-    time.sleep(2.0)  # let the startup logging and the first full fetch settle
-    sys0 = cpu_split(server.pid)[1]
-    s0, c0, t0 = read_stats(stats_file), cpu_seconds(server.pid), time.monotonic()
-    rss_samples = []
-    while time.monotonic() - t0 < window_s:
+    checks: list[dict[str, Any]],
+    flags: list[str],
+    source: Path | None = None,
+) -> Iterator[Server]:
+    running = Server(tmp, name, checks, flags, source)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def window(srv: Server, seconds: float, midway: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Measure ``seconds``: rate, CPU per check (all processes), RSS, lateness."""
+    s0, (u0, y0), t0 = srv.stats(), srv.cpu(), time.monotonic()
+    rss = []
+    done_midway = False
+    while time.monotonic() - t0 < seconds:
         time.sleep(1.0)
-        rss_samples.append(rss_mib(server.pid))
+        rss.append(srv.rss())
+        if midway is not None and not done_midway and time.monotonic() - t0 >= seconds / 3:
+            midway()
+            done_midway = True
     time.sleep(1.1)  # the stats file is rewritten every second
-    s1, c1, t1 = read_stats(stats_file), cpu_seconds(server.pid), time.monotonic()
-    sys1 = cpu_split(server.pid)[1]
-    assert s0 and s1
+    s1, (u1, y1) = srv.stats(), srv.cpu()
     checks = s1["checks_run"] - s0["checks_run"]
     elapsed = s1["now"] - s0["now"]
     counts = [b - a for a, b in zip(s0["lateness_counts"], s1["lateness_counts"], strict=True)]
+    cpu = (u1 - u0) + (y1 - y0)
     return {
-        "case": name,
-        "checks": n,
-        "interval": interval,
-        "window_s": round(elapsed, 1),
         "checks_per_s": checks / elapsed,
-        "cpu_us_per_check": (c1 - c0) / checks * 1e6 if checks else float("nan"),
-        "user_us_per_check": (c1 - c0 - (sys1 - sys0)) / checks * 1e6 if checks else float("nan"),
-        "cpu_percent": (c1 - c0) / (t1 - t0) * 100,
-        "system_share": (sys1 - sys0) / (c1 - c0) if c1 > c0 else float("nan"),
-        "rss_mib_median": statistics.median(rss_samples),
-        "rss_mib_max": max(rss_samples),
-        "lateness_p50_ms": percentile(LATENESS_BOUNDS, counts, 0.50) * 1e3,
-        "lateness_p99_ms": percentile(LATENESS_BOUNDS, counts, 0.99) * 1e3,
-        "skipped_busy": s1["skipped_busy"] - s0["skipped_busy"],
-        "skipped_late": s1["skipped_late"] - s0["skipped_late"],
-        "all_ran_once_after_s": all_ran_after,
-        "send_failures": s1["send_failures"],
+        "cpu_us": cpu / checks * 1e6 if checks else float("nan"),
+        "user_us": (u1 - u0) / checks * 1e6 if checks else float("nan"),
+        "kernel_us": (y1 - y0) / checks * 1e6 if checks else float("nan"),
+        "rss_mib": max(rss),
+        "p50_ms": percentile(LATENESS_BOUNDS, counts, 0.50) * 1e3,
+        "p99_ms": percentile(LATENESS_BOUNDS, counts, 0.99) * 1e3,
+        "skipped": (s1["skipped_busy"] - s0["skipped_busy"])
+        + (s1["skipped_late"] - s0["skipped_late"]),
     }
+
+
+# --- cases -------------------------------------------------------------------------------
+
+
+def steady_case(
+    tmp: Path,
+    name: str,
+    n: int,
+    interval: str,
+    ports: list[int],
+    seconds: float,
+    source: Path | None = None,
+) -> dict[str, Any]:
+    """n checks; once all ran, a window in which a fetch changes 10% of the set."""
+    checks = tcp_checks(n, interval, ports)
+    changed = [dict(c, timeout="900ms") if c["id"] % 10 == 0 else c for c in checks]
+    wait_for_time_wait_to_drain()
+    with server(tmp, name, checks, [], source) as srv:
+        srv.wait_all_ran(n)
+        time.sleep(3.0)  # the start-up logging and the first re-notify settle
+        result = window(srv, seconds, midway=lambda: srv.write_checks(changed))
+        result["all_ran_after_s"] = srv.stats()["all_ran_after_s"]
+    return {"case": name, "checks": n, "interval": interval, **result}
+
+
+def big_case(tmp: Path, ports: list[int], seconds: float) -> dict[str, Any]:
+    n = 100_000
+    wait_for_time_wait_to_drain()
+    with server(tmp, "100k", tcp_checks(n, "10s", ports), ["-workers", "1"]) as srv:
+        srv.wait_all_ran(n, timeout=240)
+        stats = srv.stats()
+        time.sleep(3.0)
+        result = window(srv, seconds)
+    return {
+        "case": "100k",
+        "checks": n,
+        "interval": "10s",
+        **result,
+        "all_ran_after_answer_s": stats["all_ran_at"] - stats["first_answered_at"],
+        "first_fetch_answered_s": stats["first_answered_at"] - stats["first_config_at"],
+        "first_fetch_scheduled_s": stats["first_applied_at"] - stats["first_answered_at"],
+    }
+
+
+def rate_case(tmp: Path, workers: int, start: int, step: int, seconds: float) -> dict[str, Any]:
+    """Step the number of checks at 1 s up until p99 lateness passes 20 ms or the rate falls
+    behind; the highest count that held."""
+    ports = closed_ports(64)
+    best: dict[str, Any] = {}
+    n = start
+    while True:
+        name = f"rate-w{workers}-{n}"
+        with server(tmp, name, tcp_checks(n, "1s", ports), ["-workers", str(workers)]) as srv:
+            srv.wait_all_ran(n, timeout=60)
+            time.sleep(2.0)
+            result = window(srv, seconds)
+        held = result["p99_ms"] <= 20.0 and result["checks_per_s"] >= 0.98 * n
+        print(
+            f"  workers {workers}, {n} checks/s: {result['checks_per_s']:.0f}/s, "
+            f"p99 {result['p99_ms']:.2f} ms, {result['cpu_us']:.1f} CPU-us/check"
+            f" -> {'held' if held else 'gave'}",
+            flush=True,
+        )
+        if not held:
+            return {"case": f"rate-w{workers}", "workers": workers, **best}
+        best = {"max_rate": n, **result}
+        n += step
+
+
+def churn_case(tmp: Path, ports: list[int], minutes: float) -> dict[str, Any]:
+    """2,000 checks; every 10 s, 10% edited (a third removed, a third re-timed, a third
+    added under new ids). RSS every 10 s; its slope after the first minute."""
+    checks = tcp_checks(2_000, "1s", ports)
+    next_id = 1_000_000
+    samples: list[tuple[float, float]] = []
+    wait_for_time_wait_to_drain()
+    with server(tmp, "churn", checks, ["-fetch_interval", "2s"]) as srv:
+        srv.wait_all_ran(len(checks))
+        started = time.monotonic()
+        rounds = 0
+        while time.monotonic() - started < minutes * 60:
+            time.sleep(10.0)
+            rounds += 1
+            edited = len(checks) // 30
+            checks = checks[edited:]  # the oldest third of the 10%: removed
+            for c in checks[:edited]:
+                c["interval"] = "900ms" if c["interval"] == "1s" else "1s"
+            checks = checks[edited:] + checks[:edited]  # re-timed ones go to the back
+            checks += tcp_checks(edited, "1s", ports, next_id)
+            next_id += edited
+            srv.write_checks(checks)
+            samples.append((time.monotonic() - started, srv.rss()))
+        final = srv.stats()
+    late = [(t, r) for t, r in samples if t >= 60.0]
+    slope = _slope(late) * 60.0 if len(late) >= 3 else float("nan")
+    return {
+        "case": "churn",
+        "checks": 2_000,
+        "rounds": rounds,
+        "rss_first_mib": samples[0][1],
+        "rss_last_mib": samples[-1][1],
+        "rss_slope_mb_per_min": slope * 1.048576,  # MiB/min -> MB/min
+        "checks_run": final.get("checks_run"),
+    }
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    n = len(points)
+    mx = sum(p[0] for p in points) / n
+    my = sum(p[1] for p in points) / n
+    num = sum((x - mx) * (y - my) for x, y in points)
+    den = sum((x - mx) ** 2 for x, _ in points)
+    return num / den if den else 0.0
+
+
+def shrink_case(tmp: Path, ports: list[int]) -> dict[str, Any]:
+    small = tcp_checks(10, "1s", ports)
+    wait_for_time_wait_to_drain()
+    with server(tmp, "shrink", tcp_checks(100_000, "10s", ports), ["-fetch_interval", "5s"]) as srv:
+        srv.wait_all_ran(100_000, timeout=240)
+        peak = srv.rss()
+        srv.write_checks(small)
+        srv.wait("the shrink", lambda s: s["checks"] == 10, 30)
+        time.sleep(60.0)
+        after = srv.rss()
+    with server(tmp, "fresh10", small, ["-fetch_interval", "5s"]) as fresh:
+        fresh.wait_all_ran(10)
+        time.sleep(10.0)
+        baseline = fresh.rss()
+    return {
+        "case": "shrink",
+        "rss_at_100k_mib": peak,
+        "rss_60s_after_shrink_mib": after,
+        "rss_fresh_10_mib": baseline,
+        "over_fresh_mib": after - baseline,
+    }
+
+
+# --- baseline checkout -------------------------------------------------------------------
+
+
+def default_baseline() -> str | None:
+    """The last single-process server: the parent of the commit that removed it."""
+    out = subprocess.run(
+        ["git", "-C", str(REPO), "log", "--diff-filter=D", "--format=%H", "-1", "--",
+         "src/seesaw_healthcheck/server/app.py"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return f"{out}^" if out else None
+
+
+@contextlib.contextmanager
+def checkout(rev: str, tmp: Path) -> Iterator[Path]:
+    path = tmp / "baseline-src"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(path), rev], check=True
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False
+        )
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'case':>14} {'checks/s':>9} {'CPU-us':>7} {'user':>6} {'kernel':>6} {'RSS MiB':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'skipped':>7}"
+    )
+    print(header)
+    for r in rows:
+        print(
+            f"{r['case']:>14} {r['checks_per_s']:9.0f} {r['cpu_us']:7.1f} {r['user_us']:6.1f} "
+            f"{r['kernel_us']:6.1f} {r['rss_mib']:8.1f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
+            f"{r['skipped']:7d}"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", default="10k,50k,100k,rate,churn,shrink")
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per case")
-    parser.add_argument("--only", choices=("10k", "50k"), default=None)
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the temporary directory (server logs, stats)"
-    )
-    parser.add_argument(
-        "--server-arg", action="append", default=[], help="extra server flag (repeatable)"
-    )
+    parser.add_argument("--baseline", default="default", help="git rev, or none")
+    parser.add_argument("--churn-minutes", type=float, default=5.0)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--server-arg", action="append", default=[], help="extra server flag")
     args = parser.parse_args()
     SERVER_ARGS.extend(args.server_arg)
+    cases = set(args.cases.split(","))
     if shutil.which("go") is None and not gopeer.BINARY.exists():
         print("server_bench: Go is not installed; skipping (run `make go`)")
         return 0
     gopeer.build()
+    baseline = default_baseline() if args.baseline == "default" else args.baseline
+    if baseline == "none":
+        baseline = None
     tmp = Path(tempfile.mkdtemp(prefix="ssw-bench-", dir="/tmp"))
-    floor = floor_binary()
-    target = Target(floor)
-    results = []
+    target = Target(floor_binary())
+    results: list[dict[str, Any]] = []
     try:
-        cases = [("10k", 10_000, "1s"), ("50k", 50_000, "5s")]
-        for name, n, interval in cases:
-            if args.only in (None, name):
-                wait_for_time_wait_to_drain()
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(checkout(baseline, tmp)) if baseline else None
+            for name, n, interval in (("10k", 10_000, "1s"), ("50k", 50_000, "5s")):
+                if name not in cases:
+                    continue
                 print(f"running {name}: {n} TCP checks every {interval} ...", flush=True)
-                results.append(run_case(name, n, interval, args.window, target, tmp))
-        floors = {k: floor_tcp_us(floor, target.ports, k) for k in FLOOR_IN_FLIGHT}
+                results.append(steady_case(tmp, name, n, interval, target.ports, args.window))
+                if source is not None:
+                    print(f"running {name} with the baseline ({baseline}) ...", flush=True)
+                    results.append(
+                        steady_case(
+                            tmp, f"{name}-baseline", n, interval, target.ports, args.window, source
+                        )
+                    )
+        if "100k" in cases:
+            print("running 100k: 100,000 TCP checks every 10 s, one worker ...", flush=True)
+            results.append(big_case(tmp, target.ports, args.window))
+        if "rate" in cases:
+            print("running rate: the highest sustained rate, -workers 1 and 2 ...", flush=True)
+            one = rate_case(tmp, 1, 10_000, 5_000, 15.0)
+            results.append(one)
+            results.append(rate_case(tmp, 2, max(10_000, one.get("max_rate", 10_000)), 5_000, 15.0))
+        if "churn" in cases:
+            print(f"running churn for {args.churn_minutes:g} min ...", flush=True)
+            results.append(churn_case(tmp, target.ports, args.churn_minutes))
+        if "shrink" in cases:
+            print("running shrink: 100,000 checks, then 10 ...", flush=True)
+            results.append(shrink_case(tmp, target.ports))
     finally:
         target.close()
         if args.keep:
-            print(f"kept {tmp} (server-<case>.log, stats-<case>.json)")
+            print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"target: {target.kind}; window {args.window:g} s per case")
-    header = (
-        f"{'case':>5} {'checks/s':>9} {'CPU-us/check':>12} {'CPU%':>6} {'sys%':>5} {'RSS MiB':>8} "
-        f"{'late p50 ms':>11} {'late p99 ms':>11} {'all ran (s)':>11} {'skipped':>8}"
-    )
-    print(header)
-    for r in results:
+
+    print(f"\ntarget: {target.kind}; window {args.window:g} s; all processes of the server")
+    steady = [r for r in results if "checks_per_s" in r and not r["case"].startswith("rate")]
+    print_table(steady)
+    by_case = {r["case"]: r for r in results}
+    for name in ("10k", "50k"):
+        if name in by_case and f"{name}-baseline" in by_case:
+            now, before = by_case[name], by_case[f"{name}-baseline"]
+            print(
+                f"{name}: CPU per check {now['cpu_us'] / before['cpu_us']:.3f}x the single-process"
+                f" baseline ({now['cpu_us']:.1f} vs {before['cpu_us']:.1f} us)"
+            )
+    if "100k" in by_case:
+        r = by_case["100k"]
         print(
-            f"{r['case']:>5} {r['checks_per_s']:9.0f} {r['cpu_us_per_check']:12.1f} "
-            f"{r['cpu_percent']:6.1f} {r['system_share'] * 100:5.0f} {r['rss_mib_max']:8.1f} "
-            f"{r['lateness_p50_ms']:11.3f} "
-            f"{r['lateness_p99_ms']:11.3f} {r['all_ran_once_after_s']:11.2f} "
-            f"{r['skipped_busy'] + r['skipped_late']:8d}"
+            f"100k: every check ran {r['all_ran_after_answer_s']:.2f} s after the first fetch "
+            f"was answered (interval 10 s); the fetch took {r['first_fetch_answered_s']:.2f} s "
+            f"to be answered and {r['first_fetch_scheduled_s']:.2f} s more until every check "
+            f"was scheduled; total RSS {r['rss_mib']:.1f} MiB"
         )
-    for in_flight, floor_cpu in floors.items():
-        if floor_cpu is None:
-            print("C floor: not built (benchmarks/floor); no ratio")
-            break
-        floor_us, floor_user = floor_cpu
-        ratios = ", ".join(f"{r['case']} {r['cpu_us_per_check'] / floor_us:.2f}x" for r in results)
+    rates = [by_case.get("rate-w1", {}), by_case.get("rate-w2", {})]
+    if all(r.get("max_rate") for r in rates):
+        one, two = rates[0]["max_rate"], rates[1]["max_rate"]
         print(
-            f"C floor TCP check, {in_flight} in flight: {floor_us:.1f} CPU-us "
-            f"({floor_user:.1f} user); server/floor: {ratios}"
+            f"rate: highest sustained (p99 <= 20 ms): -workers 1 {one}/s, -workers 2 {two}/s: "
+            f"{two / one:.2f}x"
         )
-    # The kernel's share of a check is the same exchange for both; the user part is ours.
-    for r in results:
+    if "churn" in by_case:
+        r = by_case["churn"]
         print(
-            f"{r['case']}: server user {r['user_us_per_check']:.1f} us/check, kernel "
-            f"{r['cpu_us_per_check'] - r['user_us_per_check']:.1f} us/check"
+            f"churn: {r['rounds']} edits; RSS {r['rss_first_mib']:.1f} -> {r['rss_last_mib']:.1f}"
+            f" MiB; slope after the first minute {r['rss_slope_mb_per_min']:+.3f} MB/min"
+        )
+    if "shrink" in by_case:
+        r = by_case["shrink"]
+        print(
+            f"shrink: {r['rss_at_100k_mib']:.1f} MiB at 100,000 checks; 60 s after shrinking to "
+            f"10: {r['rss_60s_after_shrink_mib']:.1f} MiB; a fresh server with 10: "
+            f"{r['rss_fresh_10_mib']:.1f} MiB ({r['over_fresh_mib']:+.1f} MiB)"
         )
     for r in results:
         print(json.dumps(r))
