@@ -190,3 +190,34 @@ def test_the_engine_down_then_back_gets_the_newest_state_of_every_check(
     assert all(got[i].status.state == H and got[i].status.failures >= 1 for i in range(1, 6))
     assert all(got[i].status.state == U for i in range(6, 11))
     assert len(engine.notifications()) == 10  # coalesced to the newest per check
+
+
+def test_a_ten_minute_engine_outage_logs_two_errors_and_a_summary_a_minute(
+    engine: FakeEngine, checks: ScriptedChecks, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fetches and sends both fail for 10 minutes while checks flap: one ERROR per call,
+    one summary line a minute, and every change still reaches the engine afterwards."""
+    engine.configs = {i: tcp_config(i, 8000 + i % 2) for i in range(1, 11)}
+    with caplog.at_level(logging.INFO, logger="seesaw_healthcheck.control.engine"):
+        for control in make(engine, checks, retry_delay=2 * SECOND):
+            run_for(control, 3.0)
+            engine.down = True
+            for minute in range(10):
+                checks.up[8001] = minute % 2 == 1  # flaps every minute
+                run_for(control, 60.0)
+            engine.down = False
+            run_for(control, 5.0)
+    records = [r for r in caplog.records if r.name == "seesaw_healthcheck.control.engine"]
+    errors = [r.getMessage() for r in records if r.levelno == logging.ERROR]
+    summaries = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    assert len(errors) == 2, errors
+    assert {e.split(" failed:")[0] for e in errors} == {
+        "SeesawEngine.Healthchecks",
+        "SeesawEngine.HealthState",
+    }
+    assert 9 <= len(summaries) <= 10, summaries
+    assert "5 pending notifications" in summaries[-1]  # the flapping five, coalesced
+    # The engine then got the newest state: Healthy again (minute 9), after failures.
+    got = engine.latest()
+    assert all(got[i].status.state == H for i in range(1, 11))
+    assert all(got[i].status.failures >= 60 for i in range(1, 11, 2))

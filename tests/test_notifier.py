@@ -11,6 +11,7 @@ import pytest
 
 from seesaw_healthcheck.control.config import ServerConfig
 from seesaw_healthcheck.control.notifier import CoalescingQueue, Notifier
+from seesaw_healthcheck.control.outage import Outage
 from seesaw_healthcheck.model import Notification, State, Status
 from seesaw_healthcheck.reactor import MockClock, Reactor, Task, current_reactor, sleep
 
@@ -87,7 +88,8 @@ def start(config: ServerConfig) -> tuple[CoalescingQueue, Engine, Task]:
     """A notifier task on the running reactor (call from inside a reactor task)."""
     reactor = current_reactor()
     engine = Engine(reactor)
-    notifier = Notifier(reactor, config, engine.send)
+    outage = Outage(reactor.time, lambda: 0)
+    notifier = Notifier(reactor, config, engine.send, outage)
     return notifier.queue, engine, reactor.spawn(notifier.run())
 
 
@@ -153,19 +155,31 @@ def test_engine_down_then_back_gets_latest_of_each_check():
     run_on_reactor(scenario)
 
 
-def test_logs_error_at_max_failures(caplog: pytest.LogCaptureFixture):
+def test_an_outage_logs_one_error_then_a_summary_a_minute(caplog: pytest.LogCaptureFixture):
+    """Ten minutes of failed sends every 5 ms: one ERROR (the text never changed), one
+    summary a minute, and a line when the engine answers again."""
+
     async def scenario() -> None:
-        config = ServerConfig(batch_delay=1 * MS, retry_delay=5 * MS, max_failures=3)
+        config = ServerConfig(batch_delay=1 * MS, retry_delay=10 * MS, max_failures=3)
         queue, engine, task = start(config)
         engine.down = True
         queue.put(1, status(State.HEALTHY))
-        await sleep(0.1)
+        await sleep(600.5)
+        assert engine.attempts > 50_000
+        engine.down = False
+        await sleep(1.0)
+        assert len(engine.batches) == 1
         task.cancel()
 
-    with caplog.at_level("ERROR"):
+    with caplog.at_level("INFO", logger="seesaw_healthcheck.control.engine"):
         run_on_reactor(scenario)
-    assert "Send failed 1 times" in caplog.text
-    assert "3 errors in a row" in caplog.text
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    errors = [text for level, text in lines if level == "ERROR"]
+    summaries = [text for level, text in lines if level == "WARNING"]
+    assert errors == ["SeesawEngine.HealthState failed: ConnectionRefusedError: engine down"]
+    assert len(summaries) == 10, summaries
+    assert summaries[-1].startswith("engine unreachable for 10m0s, ")
+    assert lines[-1] == ("INFO", "engine answering again after 10m0s")
 
 
 def test_removed_ids_are_discarded_and_not_merged_back():

@@ -42,12 +42,14 @@ def command_line(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
 
 
-def inet_socket_inodes() -> set[str]:
-    inodes: set[str] = set()
+def inet_sockets() -> dict[str, tuple[str, int]]:
+    """inode -> (table, remote port) of every TCP, UDP and raw socket of the machine."""
+    found: dict[str, tuple[str, int]] = {}
     for table in ("tcp", "tcp6", "udp", "udp6", "raw", "raw6"):
-        lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
-        inodes |= {line.split()[9] for line in lines}
-    return inodes
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            found[fields[9]] = (table, int(fields[2].rsplit(":", 1)[1], 16))
+    return found
 
 
 def socket_inodes(pid: int) -> set[str]:
@@ -87,10 +89,12 @@ def test_ps_shows_the_control_process_and_its_workers_and_no_process_per_fetch(
                 time.sleep(0.01)
             assert server.stats()["fetches"] >= fetches + 10
             assert seen == workers  # no process was made for a fetch
-            # The control process holds no check socket (no TCP, UDP or raw socket at all);
-            # the workers do.
-            inet = inet_socket_inodes()
-            assert not socket_inodes(control) & inet
+            # The control process holds no check socket: its only TCP sockets are the
+            # HTTP endpoint's, none to the checks' target.
+            inet = inet_sockets()
+            held = [inet[inode] for inode in socket_inodes(control) if inode in inet]
+            assert all(table in ("tcp", "tcp6") for table, _ in held), held
+            assert all(port != alive.port for _, port in held), held
             assert all(states == HEALTHY for states in _states(record).values())
 
 

@@ -145,7 +145,7 @@ DURATION_BOUNDS: tuple[float, ...] = (
 _KINDS = len(CHECKER_KINDS)
 _DURATION_BUCKETS = len(DURATION_BOUNDS) + 1
 _LATENESS_BUCKETS = len(LATENESS_BOUNDS) + 1
-_HEADER_FIXED = "dQQQQQQQQdddQ"  # see Header.FIELDS
+_HEADER_FIXED = "dQQQQQQQQddddQ"  # see Header.FIELDS
 HEADER = struct.Struct(
     "<"
     + _HEADER_FIXED
@@ -178,6 +178,7 @@ class Header:
         "first_config_at",  # reactor clock: the first fetch's request time it was given
         "all_ran_at",  # reactor clock: every check it runs had run once
         "max_lateness",
+        "lateness_sum",
         "generation",  # bumped with every write
     )
     __slots__ = (*FIELDS, "durations", "duration_sums", "lateness", "results")
@@ -195,6 +196,7 @@ class Header:
         self.first_config_at = 0.0
         self.all_ran_at = 0.0
         self.max_lateness = 0.0
+        self.lateness_sum = 0.0
         self.generation = 0
         self.lateness = [0] * _LATENESS_BUCKETS
         self.results = [0] * (2 * _KINDS)  # [kind*2] successes, [kind*2+1] failures
@@ -212,6 +214,13 @@ class Header:
             *self.durations,
             *self.duration_sums,
         )
+
+    def carry_on(self) -> None:
+        """For a restarted worker: keep the running totals (results, durations, lateness,
+        runs), drop what described the dead worker's checks."""
+        self.pid = os.getpid()
+        self.checks = self.ran_once = 0
+        self.first_config_at = self.all_ran_at = 0.0
 
     @classmethod
     def unpack_from(cls, buffer: Any) -> Header:

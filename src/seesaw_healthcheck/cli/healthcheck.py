@@ -1,8 +1,10 @@
 """``seesaw-healthcheck``: the health-check server, with Seesaw's flags and defaults.
 
-Flags Seesaw does not have: ``-workers N|auto`` (check worker processes, see
-``seesaw_healthcheck.control``), ``-stats_file PATH`` (rewrites PATH every second with the
-server's counters as JSON; see ``seesaw_healthcheck.control.app``; the benchmark reads it).
+Flags Seesaw does not have: ``-http_addr`` and ``-metrics_per_check`` (the operator's
+endpoints, see ``seesaw_healthcheck.control.endpoints``), ``-workers N|auto`` (check worker
+processes, see ``seesaw_healthcheck.control``) and ``-stats_file PATH`` (rewrites PATH every
+second with the server's counters as JSON; ``seesaw_healthcheck.control.app``; the benchmark
+reads it).
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     stderrthreshold = flags.string(
         "stderrthreshold", "ERROR", "logs at or above this threshold go to stderr"
     )
+    http_addr = flags.string(
+        "http_addr",
+        defaults.http_addr,
+        'Serve the status page, /status, /metrics, /healthz and /readyz here ("": off)',
+    )
+    metrics_per_check = flags.bool(
+        "metrics_per_check",
+        defaults.metrics_per_check,
+        "Export a series per check on /metrics (check_up{id,type,ip,port,mode})",
+    )
     workers = flags.string(
         "workers",
         "1",
@@ -91,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fetch_interval=fetch_interval.value,
         retry_delay=retry_delay.value,
         dry_run=dry_run.value,
+        http_addr=http_addr.value,
+        metrics_per_check=metrics_per_check.value,
     )
     try:
         config.validate()

@@ -32,7 +32,11 @@ from typing import Any
 from seesaw_healthcheck import checkers
 from seesaw_healthcheck.channel import APPLIED, LATENESS_BOUNDS, LOG, REPORTS, Add, Header
 from seesaw_healthcheck.control.config import ServerConfig
+from seesaw_healthcheck.control.endpoints import Endpoints
+from seesaw_healthcheck.control.http import HttpServer, parse_address
 from seesaw_healthcheck.control.notifier import Notifier, Sender, engine_sender
+from seesaw_healthcheck.control.outage import Outage
+from seesaw_healthcheck.control.systemd import SystemdNotifier
 from seesaw_healthcheck.control.table import Entry, Table, make_status
 from seesaw_healthcheck.control.updater import Configs, Fetcher, Updater, engine_fetcher
 from seesaw_healthcheck.control.workers import Launcher, WorkerProcess, spawn_worker, worker_for
@@ -43,6 +47,8 @@ __all__ = ["Control", "raise_nofile_limit", "run"]
 
 log = logging.getLogger(__name__)
 
+# /healthz fails when a worker's heartbeat (rewritten every 0.25 s) is older than this.
+LIVENESS_S = 1.0
 # Full re-notification is chunked so the control loop keeps reading reports in between.
 NOTIFY_CHUNK = 1000
 # A dead worker is restarted at once; one that dies again this soon after starting is
@@ -89,10 +95,12 @@ class Control:
         self.stats_file = stats_file
         self.reactor = Reactor(clock)
         self.table = Table()
+        self.outage = Outage(self.reactor.time, lambda: len(self.notifier.queue))
         self.notifier = Notifier(
             self.reactor,
             config,
             send if send is not None else engine_sender(config.engine_socket),
+            self.outage,
             live=self.table.__contains__,
         )
         self.updater = Updater(
@@ -100,6 +108,7 @@ class Control:
             fetch if fetch is not None else engine_fetcher(config.engine_socket),
             self.apply,
             config.fetch_interval / 1e9,
+            self.outage,
         )
         log_level = logging.getLogger().getEffectiveLevel()
         self.workers = [
@@ -125,6 +134,9 @@ class Control:
         self.first_applied_at = 0.0  # ... every worker had taken its checks
         self.failed: str | None = None  # why run() stopped by itself, if it did
         self._tasks: list[Task] = []
+        self.started_ns = time.time_ns()
+        self.http: HttpServer | None = None
+        self.systemd = SystemdNotifier()
 
     # -- configs ------------------------------------------------------------------------
 
@@ -327,6 +339,50 @@ class Control:
 
     # -- running ------------------------------------------------------------------------
 
+    # -- health -----------------------------------------------------------------------
+
+    def liveness(self) -> tuple[bool, str]:
+        """Whether every worker's loop turned within the last second (and why not)."""
+        now = self.reactor.time()
+        for worker in self.workers:
+            if not worker.alive:
+                return False, f"check worker {worker.index} is not running (restarting)"
+            age = now - worker.shared.header().heartbeat
+            if age > LIVENESS_S:
+                return (
+                    False,
+                    f"check worker {worker.index} (pid {worker.pid}) stalled for {age:.1f}s",
+                )
+        return True, f"ok: {len(self.workers)} check workers turning"
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether the first fetch is applied and the engine answered lately."""
+        if not self.first_applied_at:
+            return False, "the first fetch has not been applied yet"
+        since = self.reactor.time() - self.updater.last_success_at
+        limit = 3 * self.config.fetch_interval / 1e9
+        if since > limit:
+            return False, f"the engine has not answered for {since:.0f}s"
+        return True, f"ok: {len(self.table)} checks"
+
+    def status_line(self) -> str:
+        counts = {State.HEALTHY: 0, State.UNHEALTHY: 0, State.UNKNOWN: 0}
+        for (_, state), count in self.table.counts.items():
+            counts[State(state)] += count
+        return (
+            f"{len(self.table)} checks: {counts[State.HEALTHY]} healthy, "
+            f"{counts[State.UNHEALTHY]} unhealthy, {counts[State.UNKNOWN]} unknown"
+        )
+
+    def _watchdog(self) -> None:
+        assert self.systemd.watchdog_s
+        self.reactor.call_later(self.systemd.watchdog_s / 2, self._watchdog)
+        ok, reason = self.liveness()
+        if ok:  # no ping while a loop is stuck: systemd then restarts the service
+            self.systemd.notify("WATCHDOG=1", f"STATUS={self.status_line()}")
+        else:
+            self.systemd.notify(f"STATUS=unhealthy: {reason}")
+
     def start(self) -> None:
         """Start the workers and the tasks (``run`` does it; tests run in steps)."""
         if self._tasks:
@@ -346,6 +402,17 @@ class Control:
 
         for worker in self.workers:
             worker.start()
+        if self.config.http_addr:
+            try:
+                self.http = HttpServer(
+                    reactor, parse_address(self.config.http_addr), Endpoints(self)
+                )
+                log.info("Serving status, metrics and probes on http://%s", self.config.http_addr)
+            except (OSError, ValueError) as err:
+                # The checks matter more than the status page: run on without it.
+                log.error("Not serving -http_addr %s: %s", self.config.http_addr, err)
+        if self.systemd.enabled and self.systemd.watchdog_s:
+            reactor.call_later(self.systemd.watchdog_s / 2, self._watchdog)
         spawn("updater", self.updater.run())
         spawn("notifier", self.notifier.run())
         if self.stats_file:
@@ -360,6 +427,10 @@ class Control:
             self.close()
 
     def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+        self.systemd.notify("STOPPING=1")
+        self.systemd.close()
         for task in self._tasks:
             task.cancel()
         for worker in self.workers:  # all at once: each stops on its channel's end

@@ -14,6 +14,10 @@ ENGINE_TIMEOUT_S = 10.0
 FETCH_RETRY_S = 5.0
 
 
+MIN_RETRY_DELAY = 10 * MILLISECOND
+DEFAULT_HTTP_ADDR = "127.0.0.1:10258"
+
+
 class ConfigError(ValueError):
     """A server setting out of range; the message names the flag."""
 
@@ -31,6 +35,9 @@ class ServerConfig:
     fetch_interval: int = 15 * SECOND
     retry_delay: int = 2 * SECOND
     dry_run: bool = False
+    # Ours, not Seesaw's: the operator's HTTP endpoints ("": none), per-check series.
+    http_addr: str = DEFAULT_HTTP_ADDR
+    metrics_per_check: bool = False
 
     def validate(self) -> None:
         """Raise ConfigError naming the first setting that cannot work."""
@@ -46,9 +53,11 @@ class ServerConfig:
             raise ConfigError(
                 f"-batch_delay must not be negative, got {format_duration(self.batch_delay)}"
             )
-        if self.retry_delay < 0:
+        if self.retry_delay < MIN_RETRY_DELAY:
+            # Less is a busy loop against an engine that is down.
             raise ConfigError(
-                f"-retry_delay must not be negative, got {format_duration(self.retry_delay)}"
+                f"-retry_delay must be at least {format_duration(MIN_RETRY_DELAY)}, "
+                f"got {format_duration(self.retry_delay)}"
             )
         # Zero would spin: Go's tickers panic on a non-positive period.
         if self.notify_interval <= 0:

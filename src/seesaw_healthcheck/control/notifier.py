@@ -5,17 +5,19 @@ reactor, takes batches from it. Pending entries coalesce to the newest Status pe
 check id, so memory is bounded by the number of checks, and a batch that could not be
 sent is merged back under any newer entries: when the engine answers again it receives
 the latest state of every check that changed. Unlike Seesaw, the server never exits after
-``max_failures`` consecutive failed sends; it logs an error and keeps trying.
+``max_failures`` consecutive failed sends; it keeps trying (``outage`` says what to log).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from itertools import islice
 
 from seesaw_healthcheck.control.config import ENGINE_TIMEOUT_S, ServerConfig
+from seesaw_healthcheck.control.outage import Outage
 from seesaw_healthcheck.model import Context, HealthState, Notification, Status
 from seesaw_healthcheck.reactor import Future, Reactor, Timer, sleep
 
@@ -178,14 +180,18 @@ class Notifier:
     so a wake-up is never missed between looking at the queue and waiting.
     """
 
+    METHOD = "SeesawEngine.HealthState"
+
     def __init__(
         self,
         reactor: Reactor,
         config: ServerConfig,
         send: Sender,
+        outage: Outage,
         live: Callable[[int], bool] | None = None,
     ) -> None:
         self._reactor = reactor
+        self._outage = outage
         self._config = config
         self._send = send
         self._wakeup = _Wakeup()
@@ -196,6 +202,7 @@ class Notifier:
         self.notifications_sent = 0
         self.send_failures = 0
         self.consecutive_failures = 0
+        self.last_sent_wall = 0.0  # time.time() of the last batch the engine took
 
     def wake(self) -> None:
         """The queue's wake callback (reactor thread)."""
@@ -234,35 +241,21 @@ class Notifier:
             except Exception as err:  # any failure: dial, RPC, codec, timeout
                 self.send_failures += 1
                 self.consecutive_failures += 1
-                failures = self.consecutive_failures
-                log.error("Send failed %d times: %s", failures, _describe(err))
-                if failures == config.max_failures:
-                    log.error(
-                        "send: %d errors in a row; the engine is not taking notifications, "
-                        "still trying every %.3gs (Seesaw would exit here); keeping the "
-                        "newest state of each check",
-                        failures,
-                        config.retry_delay / 1e9,
-                    )
                 # Merge back, wait, then send the newest state of the same ids (and
                 # whatever else fits in a batch).
                 self.queue.put_back(batch)
+                self._outage.failed(self.METHOD, err)
                 await sleep(config.retry_delay / 1e9)
                 batch = self.queue.take(config.batch_size)
                 if not batch:
                     return
                 continue
-            if self.consecutive_failures >= config.max_failures:
-                log.info("Engine is taking notifications again")
+            self._outage.answered(self.METHOD)
             self.consecutive_failures = 0
+            self.last_sent_wall = time.time()
             self.batches_sent += 1
             self.notifications_sent += len(batch)
             return
-
-
-def _describe(err: BaseException) -> str:
-    text = str(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def engine_sender(engine_socket: str) -> Sender:

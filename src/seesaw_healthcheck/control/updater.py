@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from seesaw_healthcheck.control.config import ENGINE_TIMEOUT_S, FETCH_RETRY_S
+from seesaw_healthcheck.control.outage import Outage
 from seesaw_healthcheck.model import Checks, Config, Context
 from seesaw_healthcheck.reactor import Reactor, sleep
 
 log = logging.getLogger(__name__)
 
 Fetcher = Callable[[], Awaitable[Checks]]
+FETCH_DURATION_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 Configs = Mapping[int, Config | None] | None
 
 
@@ -19,8 +23,11 @@ class Updater:
     """Calls ``fetch`` every ``fetch_interval_s`` and hands each result to ``apply``,
     with the time the fetch was sent (the reactor's clock). A task on ``reactor``.
 
-    On any error it logs and retries after ``retry_s``; running checks go on untouched.
+    On any error it tells ``outage`` (which logs) and retries after ``retry_s``; running
+    checks go on untouched.
     """
+
+    METHOD = "SeesawEngine.Healthchecks"
 
     def __init__(
         self,
@@ -28,15 +35,23 @@ class Updater:
         fetch: Fetcher,
         apply: Callable[[Configs, float], None],
         fetch_interval_s: float,
+        outage: Outage,
         retry_s: float = FETCH_RETRY_S,
     ) -> None:
         self._reactor = reactor
+        self._outage = outage
         self._fetch = fetch
         self._apply = apply
         self._interval = fetch_interval_s
         self._retry = retry_s
         self.fetches = 0
         self.failures = 0
+        self.last_success_wall = 0.0  # time.time() of the last fetch applied
+        self.last_success_at = 0.0  # the same on the reactor's clock
+        self.last_error: str | None = None  # of the last fetch, if it failed
+        # Fetch durations (request to reply decoded): a histogram for /metrics.
+        self.duration_counts = [0] * (len(FETCH_DURATION_BOUNDS) + 1)
+        self.duration_sum = 0.0
 
     async def run(self) -> None:
         next_fetch = self._reactor.time()
@@ -50,12 +65,19 @@ class Updater:
                 checks = await self._fetch()
             except Exception as err:  # dial, RpcError, GobError, timeout, ...
                 self.failures += 1
-                text = str(err) or type(err).__name__
-                log.error("SeesawEngine.Healthchecks failed: %s: %s", type(err).__name__, text)
+                self.last_error = f"{type(err).__name__}: {str(err) or type(err).__name__}"
+                self._outage.failed(self.METHOD, err)
                 await sleep(self._retry)
                 next_fetch = self._reactor.time()
                 continue
+            self._outage.answered(self.METHOD)
+            took = self._reactor.time() - requested_at
+            self.duration_counts[bisect.bisect_left(FETCH_DURATION_BOUNDS, took)] += 1
+            self.duration_sum += took
             self.fetches += 1
+            self.last_error = None
+            self.last_success_wall = time.time()
+            self.last_success_at = self._reactor.time()
             configs = checks.configs
             log.info("Engine returned %d healthchecks", len(configs or {}))
             self._apply(configs, requested_at)

@@ -163,6 +163,7 @@ class ScheduledCheck(Check):
             return
         late = now - slot
         stats.lateness[bisect.bisect_left(LATENESS_BOUNDS, late)] += 1
+        stats.lateness_sum += late
         if late > stats.max_lateness:
             stats.max_lateness = late
         self.start_time = now

@@ -9,7 +9,6 @@ and holds nothing but its checks' sockets, its channel and its table.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -54,8 +53,9 @@ class Worker:
     ) -> None:
         self.reactor = reactor
         self.table = table
-        self.stats = Header()
-        self.stats.pid = os.getpid()
+        # A restarted worker's table still holds the dead one's counters: count on from them.
+        self.stats = Header.unpack_from(table.buffer)
+        self.stats.carry_on()
         self.schedule = Schedule(
             reactor,
             run_check=run_check,
