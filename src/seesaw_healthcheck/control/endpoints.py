@@ -17,7 +17,7 @@ from seesaw_healthcheck import __version__
 from seesaw_healthcheck.control import webfiles
 from seesaw_healthcheck.control.http import HttpError, Request, Response
 from seesaw_healthcheck.control.metrics import CONTENT_TYPE, Metrics
-from seesaw_healthcheck.control.status import Filters, ServerInfo, check_json, document
+from seesaw_healthcheck.control.status import Filters, ServerInfo, StatusRenderer, check_json
 
 if TYPE_CHECKING:
     from seesaw_healthcheck.control.app import Control
@@ -33,6 +33,7 @@ class Endpoints:
     def __init__(self, control: Control) -> None:
         self.control = control
         self.metrics = Metrics(control, control.config.metrics_per_check)
+        self.renderer = StatusRenderer(control.table)
 
     def __call__(self, request: Request) -> Response:
         path = request.path.rstrip("/") or "/"
@@ -40,7 +41,7 @@ class Endpoints:
             return Response(200, self.metrics.render(), CONTENT_TYPE)
         if path == "/status":
             filters = Filters.parse(request.query)
-            return Response(200, document(self.control.table, self.server_info(), filters), _JSON)
+            return Response(200, self.renderer.render(self.server_info(), filters), _JSON)
         if path.startswith("/status/"):
             return self._one(path.removeprefix("/status/"))
         if path in ("/healthz", "/readyz"):

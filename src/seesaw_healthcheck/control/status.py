@@ -17,14 +17,17 @@ import contextlib
 import ipaddress
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from seesaw_healthcheck import checkers
+from seesaw_healthcheck.channel import SLOT, slot_offset
 from seesaw_healthcheck.control.http import HttpError
-from seesaw_healthcheck.control.table import Entry
+from seesaw_healthcheck.control.table import Entry, Table
 from seesaw_healthcheck.model import CHECKER_KINDS, Mode, State, ip_from_bytes
+
+quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 __all__ = [
     "MODE_NAMES",
@@ -32,13 +35,18 @@ __all__ = [
     "STATE_NAMES",
     "Filters",
     "ServerInfo",
+    "StatusRenderer",
     "address_text",
     "check_json",
     "document",
     "rfc3339",
 ]
 
-STATE_NAMES = {State.UNKNOWN: "unknown", State.UNHEALTHY: "unhealthy", State.HEALTHY: "healthy"}
+STATE_NAMES: dict[int, str] = {
+    State.UNKNOWN: "unknown",
+    State.UNHEALTHY: "unhealthy",
+    State.HEALTHY: "healthy",
+}
 _STATES = {name: state for state, name in STATE_NAMES.items()}
 _KINDS = frozenset(CHECKER_KINDS.values()) | {"unknown"}
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
@@ -95,7 +103,7 @@ def check_json(entry: Entry) -> dict[str, Any]:
         "interval": config.interval / 1e9,
         "timeout": config.timeout / 1e9,
         "retries": config.retries,
-        "state": STATE_NAMES.get(State(entry.state), "unknown"),
+        "state": STATE_NAMES.get(entry.state, "unknown"),
         "since": rfc3339(entry.since_ns),
         "last_check": rfc3339(start),
         "duration": duration / 1e9,
@@ -189,13 +197,20 @@ def totals(entries: Iterable[Entry]) -> dict[str, Any]:
     out: dict[str, Any] = {"checks": 0, "healthy": 0, "unhealthy": 0, "unknown": 0}
     by_type: dict[str, dict[str, int]] = {}
     for entry in entries:
-        name = STATE_NAMES.get(State(entry.state), "unknown")
+        name = STATE_NAMES.get(entry.state, "unknown")
         out["checks"] += 1
         out[name] += 1
         kind = by_type.setdefault(entry.kind, {"healthy": 0, "unhealthy": 0, "unknown": 0})
         kind[name] += 1
-    out["by_type"] = by_type
+    out["by_type"] = {kind: by_type[kind] for kind in sorted(by_type, key=_kind_order)}
     return out
+
+
+_KIND_ORDER = {kind: n for n, kind in enumerate((*CHECKER_KINDS.values(), "unknown"))}
+
+
+def _kind_order(kind: str) -> int:
+    return _KIND_ORDER.get(kind, len(_KIND_ORDER))
 
 
 def document(entries: Iterable[Entry], server: ServerInfo, filters: Filters) -> bytes:
@@ -207,3 +222,118 @@ def document(entries: Iterable[Entry], server: ServerInfo, filters: Filters) -> 
         "checks": [check_json(entry) for entry in listed],
     }
     return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+_STATE_JSON: dict[int, bytes] = {
+    state: f'"state":"{name}"'.encode() for state, name in STATE_NAMES.items()
+}
+_SLOT_SIZE = SLOT.size
+
+
+class StatusRenderer:
+    """``document()`` at the cost of what changed: each check's JSON is kept in two parts,
+    its config's (until the config or its problem changes) and its state's (until its slot,
+    state, message or last transition changes), so a render of 50,000 checks formats only
+    those that ran since the last one. The text is ``document()``'s, byte for byte."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._sorted: list[Entry] = []
+        self._version = -1
+
+    def render(self, server: ServerInfo, filters: Filters) -> bytes:
+        table = self.table
+        if self._version != table.version:
+            self._sorted = sorted(table, key=lambda e: e.id)
+            self._version = table.version
+        entries = self._sorted
+        if filters.states or filters.kinds or filters.ips:
+            entries = [e for e in entries if filters.match(e)]
+            counted = totals(entries)
+        else:
+            counted = _totals_of(table)
+        head = {"generated": rfc3339(time.time_ns()), "server": server.as_json(), "totals": counted}
+        parts = [json.dumps(head, separators=(",", ":"))[:-1].encode(), b',"checks":[']
+        append = parts.append
+        for entry in entries:
+            cached = entry.json_config
+            if cached is None or cached[0] is not entry.config or cached[1] != entry.problem:
+                cached = entry.json_config = (entry.config, entry.problem, _config_json(entry))
+            append(cached[2])
+            slot = entry.slot
+            raw = entry.shared.buffer[
+                _HEAD + slot * _SLOT_STRIDE : _HEAD + slot * _SLOT_STRIDE + _SLOT_SIZE
+            ]
+            known = entry.json_state
+            if (
+                known is None
+                or known[0] != raw
+                or known[1] != entry.state
+                or known[2] is not entry.message
+                or known[3] != entry.since_ns
+            ):
+                known = entry.json_state = (
+                    raw,
+                    entry.state,
+                    entry.message,
+                    entry.since_ns,
+                    _state_json(entry, raw),
+                )
+            append(known[4])
+        if entries:
+            parts[-1] = parts[-1][:-1]  # no comma after the last check
+        parts.append(b"]}\n")
+        return b"".join(parts)
+
+
+def _totals_of(table: Table) -> dict[str, Any]:
+    """``totals`` of the whole table, from its running counts."""
+    out: dict[str, Any] = {"checks": len(table), "healthy": 0, "unhealthy": 0, "unknown": 0}
+    by_type: dict[str, dict[str, int]] = {}
+    for (kind, state), count in sorted(table.counts.items()):
+        name = STATE_NAMES.get(state, "unknown")
+        out[name] += count
+        by_type.setdefault(kind, {"healthy": 0, "unhealthy": 0, "unknown": 0})[name] += count
+    out["by_type"] = {kind: by_type[kind] for kind in sorted(by_type, key=_kind_order)}
+    return out
+
+
+def _config_json(entry: Entry) -> bytes:
+    """The check's JSON from its first key to "retries" (and a comma)."""
+    whole = check_json(entry)
+    fixed = {key: whole[key] for key in _CONFIG_KEYS}
+    return json.dumps(fixed, separators=(",", ":"))[:-1].encode() + b","
+
+
+_CONFIG_KEYS = ("id", "type", "description", "target", "interval", "timeout", "retries")
+_HEAD = slot_offset(0)
+_SLOT_STRIDE = slot_offset(1) - slot_offset(0)
+_STATE_TEMPLATE = (
+    '"state":"%s","since":%s,"last_check":%s,"duration":%r,"failures":%d,"successes":%d,'
+    '"consecutive_failures":%d,"message":%s,"problem":%s},'
+)
+
+
+def _quoted(text: str | None) -> str:
+    return "null" if text is None else quote(text)
+
+
+def _state_json(entry: Entry, raw: bytes) -> bytes:
+    """The check's JSON from "state" to its end, and a comma."""
+    values = SLOT.unpack(raw) if entry.slot >= 0 else (0, 0, 0, 0, 0, 0, 0)
+    if values[0] == entry.id:
+        _, start, duration, failures, successes, consecutive, _ = values
+    else:
+        start = duration = failures = successes = consecutive = 0
+    text = _STATE_TEMPLATE % (
+        STATE_NAMES.get(entry.state, "unknown"),
+        _quoted(rfc3339(entry.since_ns)),
+        _quoted(rfc3339(start)),
+        duration / 1e9,
+        failures,
+        successes,
+        consecutive,
+        quote(entry.message),
+        _quoted(entry.problem),
+    )
+    return text.encode()

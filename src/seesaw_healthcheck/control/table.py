@@ -26,6 +26,8 @@ class Entry:
     __slots__ = (
         "config",
         "id",
+        "json_config",
+        "json_state",
         "kind",
         "message",
         "problem",
@@ -49,6 +51,9 @@ class Entry:
         self.state: int = State.UNKNOWN
         self.since_ns = 0  # Unix ns of the last transition (0: none yet)
         self.message = ""
+        # /status's text of this check, kept while it holds (see control.status)
+        self.json_config: tuple[Config, str | None, bytes] | None = None
+        self.json_state: tuple[bytes, int, str, int, bytes] | None = None
 
     def numbers(self) -> tuple[int, int, int, int, int]:
         """(LastCheck Unix ns, Duration ns, failures, successes, consecutive failures) of
@@ -99,6 +104,7 @@ class Table:
         self.counts: Counter[tuple[str, int]] = Counter()
         # (kind, from, to) -> transitions since start
         self.transitions: Counter[tuple[str, int, int]] = Counter()
+        self.version = 0  # bumped when a check comes or goes
 
     def __contains__(self, check_id: object) -> bool:
         return check_id in self.entries
@@ -113,10 +119,12 @@ class Table:
         return self.entries.get(check_id)
 
     def add(self, entry: Entry) -> None:
+        self.version += 1
         self.entries[entry.id] = entry
         self.counts[entry.kind, entry.state] += 1
 
     def pop(self, check_id: int) -> Entry:
+        self.version += 1
         entry = self.entries.pop(check_id)
         self._uncount(entry.kind, entry.state)
         return entry
