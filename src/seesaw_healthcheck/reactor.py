@@ -39,6 +39,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = [
     "Clock",
+    "Event",
     "Future",
     "MockClock",
     "Reactor",
@@ -200,6 +201,44 @@ class Future(Generic[T]):
         if not self._done:
             yield self
         return self.result()
+
+
+class Event:
+    """A flag a callback sets and one task waits on, with a timeout (reactor thread)."""
+
+    __slots__ = ("_future", "is_set")
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._future: Future[None] | None = None
+
+    def set(self) -> None:
+        self.is_set = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def clear(self) -> None:
+        self.is_set = False
+
+    async def wait(self, reactor: Reactor, timeout: float | None = None) -> bool:
+        """Until set (True), or ``timeout`` seconds have passed (False)."""
+        if self.is_set:
+            return True
+        future: Future[None] = Future()
+        self._future = future
+        timer: Timer | None = None
+        if timeout is not None:
+            timer = reactor.call_later(
+                timeout, lambda: None if future.done() else future.set_result(None)
+            )
+        try:
+            await future
+        finally:
+            self._future = None
+            if timer is not None:
+                timer.cancel()
+        return self.is_set
 
 
 class Task:

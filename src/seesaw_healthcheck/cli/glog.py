@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
+RETRY_FAILED_WRITE_S = 1.0
 DEFAULT_KEEP = 5
 # Lines below WARNING are written to a buffer that a background thread flushes this often
 # (and at exit); WARNING and above are flushed at once. A write(2) per line was the largest
@@ -199,6 +200,8 @@ class GlogFileHandler(logging.Handler):
         self._written = 0
         self._last_stamp = 0
         self.paths: list[str] = []  # files this handler created, oldest first
+        self.failing: OSError | None = None  # why the last write failed, until one works
+        self._retry_at = 0.0
 
     def _file_name(self, stamp: int) -> str:
         when = _dt.datetime.fromtimestamp(stamp).strftime("%Y%m%d-%H%M%S")
@@ -244,29 +247,82 @@ class GlogFileHandler(logging.Handler):
             line = self.format(record) + "\n"
             size = len(line.encode("utf-8", "backslashreplace"))
             with _lock_for(self):
-                if self._stream is not None and self._written + size > self.max_size:
-                    self._stream.close()
-                    self._stream = None
-                if self._stream is None:
-                    self._stream = self._open_new()
-                self._stream.write(line)
-                if record.levelno >= _FLUSH_AT:
-                    self._stream.flush()
+                if self.failing is not None and time.monotonic() < self._retry_at:
+                    return  # the disk is full (or gone): drop, and try again in a while
+                try:
+                    if self._stream is not None and self._written + size > self.max_size:
+                        self._stream.close()
+                        self._stream = None
+                    if self._stream is None:
+                        self._stream = self._open_new()
+                    self._stream.write(line)
+                    if record.levelno >= _FLUSH_AT:
+                        self._stream.flush()
+                except OSError as err:
+                    self._failed(err)
+                    return
                 self._written += size
+                if self.failing is not None:
+                    self.failing = None
+                    _say(f"writing {self.severity} log files in {self.log_dir} again")
         except Exception:
             self.handleError(record)
+
+    def _failed(self, err: OSError) -> None:
+        """A write failed: say so once (on stderr: the log is what failed), drop the
+        stream, and drop lines until a retry a second later works. Checks go on."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+        self._retry_at = time.monotonic() + RETRY_FAILED_WRITE_S
+        if self.failing is None:
+            self.failing = err
+            _say(
+                f"cannot write the {self.severity} log in {self.log_dir}: "
+                f"{err.strerror or err}; dropping its lines until it can"
+            )
+
+    def reopen(self) -> None:
+        """Start a new file with the next line (SIGHUP: logrotate moved the old one)."""
+        with _lock_for(self):
+            stream, self._stream = self._stream, None
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError as err:
+                    self._failed(err)
 
     def flush(self) -> None:
         with _lock_for(self):
             if self._stream is not None:
-                self._stream.flush()
+                try:
+                    self._stream.flush()
+                except OSError as err:
+                    self._failed(err)
 
     def close(self) -> None:
         with _lock_for(self):
             if self._stream is not None:
-                self._stream.close()
+                with contextlib.suppress(OSError):
+                    self._stream.close()
                 self._stream = None
         super().close()
+
+
+def _say(text: str) -> None:
+    """A line about logging itself, straight to stderr."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.__stderr__.write(f"seesaw_healthcheck: {text}\n")  # type: ignore[union-attr]
+        sys.__stderr__.flush()  # type: ignore[union-attr]
+
+
+def reopen() -> None:
+    """Every log file ``setup`` opened starts anew with its next line (SIGHUP)."""
+    with _lock:
+        handlers = [h for h in _installed if isinstance(h, GlogFileHandler)]
+    for handler in handlers:
+        handler.reopen()
 
 
 class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -126,7 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from seesaw_healthcheck.control import app
 
     try:
-        return app.run(config, workers=worker_count, stats_file=stats_file.value or None)
+        return app.run(
+            config,
+            workers=worker_count,
+            stats_file=stats_file.value or None,
+            reopen_logs=glog.reopen,
+        )
     finally:
         glog.shutdown()
 

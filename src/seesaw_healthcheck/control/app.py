@@ -26,6 +26,7 @@ import os
 import resource
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -439,6 +440,13 @@ class Control:
             worker.close()
         self.reactor.close()
 
+    def hangup(self, reopen_logs: Callable[[], object] | None = None) -> None:
+        """SIGHUP: new log files (logrotate moved the old ones) and a fetch right now."""
+        if reopen_logs is not None:
+            reopen_logs()
+        log.info("SIGHUP: reopened the log files; fetching the checks now")
+        self.updater.fetch_now()
+
     def stop(self) -> None:
         """Make ``run`` return soon; safe from a signal handler or another thread."""
         self.reactor.stop()
@@ -503,9 +511,15 @@ def _describe(entry: Entry) -> str:
     return checkers.describe(entry.config.checker)
 
 
-def run(config: ServerConfig, *, workers: int = 1, stats_file: str | None = None) -> int:
+def run(
+    config: ServerConfig,
+    *,
+    workers: int = 1,
+    stats_file: str | None = None,
+    reopen_logs: Callable[[], object] | None = None,
+) -> int:
     """Run the server until SIGTERM or SIGINT (exit status 0), or until one of its tasks
-    fails (1)."""
+    fails (1). SIGHUP calls ``reopen_logs`` and fetches the checks at once."""
     limit = raise_nofile_limit()
     log.info("File descriptor limit: %d", limit)
     control = Control(config, workers=workers, stats_file=stats_file)
@@ -515,7 +529,11 @@ def run(config: ServerConfig, *, workers: int = 1, stats_file: str | None = None
         # EINTR first); stop() only queues a callback and writes the reactor's eventfd.
         control.stop()
 
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        control.reactor.call_soon_threadsafe(lambda: control.hangup(reopen_logs))
+
     handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     try:
         control.run()
     finally:

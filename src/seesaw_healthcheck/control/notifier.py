@@ -19,7 +19,7 @@ from itertools import islice
 from seesaw_healthcheck.control.config import ENGINE_TIMEOUT_S, ServerConfig
 from seesaw_healthcheck.control.outage import Outage
 from seesaw_healthcheck.model import Context, HealthState, Notification, Status
-from seesaw_healthcheck.reactor import Future, Reactor, Timer, sleep
+from seesaw_healthcheck.reactor import Event, Reactor, sleep
 
 log = logging.getLogger(__name__)
 
@@ -138,40 +138,6 @@ class CoalescingQueue:
             return dict(self._pending)
 
 
-class _Wakeup:
-    """A flag the queue's wake callback sets and the notifier waits on (reactor thread)."""
-
-    __slots__ = ("_future", "is_set")
-
-    def __init__(self) -> None:
-        self.is_set = False
-        self._future: Future[None] | None = None
-
-    def set(self) -> None:
-        self.is_set = True
-        future = self._future
-        if future is not None and not future.done():
-            future.set_result(None)
-
-    async def wait(self, reactor: Reactor, timeout: float | None = None) -> None:
-        """Until set, or ``timeout`` seconds."""
-        if self.is_set:
-            return
-        future: Future[None] = Future()
-        self._future = future
-        timer: Timer | None = None
-        if timeout is not None:
-            timer = reactor.call_later(
-                timeout, lambda: None if future.done() else future.set_result(None)
-            )
-        try:
-            await future
-        finally:
-            self._future = None
-            if timer is not None:
-                timer.cancel()
-
-
 class Notifier:
     """Sends batches of at most batch_size, no later than batch_delay after the first.
 
@@ -194,7 +160,7 @@ class Notifier:
         self._outage = outage
         self._config = config
         self._send = send
-        self._wakeup = _Wakeup()
+        self._wakeup = Event()
         self.queue = CoalescingQueue(
             config.batch_size, clock=reactor.time, wake=self.wake, live=live
         )
@@ -216,7 +182,7 @@ class Notifier:
         batch_delay = config.batch_delay / 1e9
         while True:
             if not len(queue):
-                wakeup.is_set = False
+                wakeup.clear()
                 await wakeup.wait(reactor)
                 continue
             # Wait for a full batch or the delay after the first queued entry.
@@ -224,7 +190,7 @@ class Notifier:
                 remaining = queue.first_put() + batch_delay - reactor.time()
                 if remaining <= 0:
                     break
-                wakeup.is_set = False
+                wakeup.clear()
                 await wakeup.wait(reactor, remaining)
             batch = queue.take(config.batch_size)
             if batch:

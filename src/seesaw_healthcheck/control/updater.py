@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from seesaw_healthcheck.control.config import ENGINE_TIMEOUT_S, FETCH_RETRY_S
 from seesaw_healthcheck.control.outage import Outage
 from seesaw_healthcheck.model import Checks, Config, Context
-from seesaw_healthcheck.reactor import Reactor, sleep
+from seesaw_healthcheck.reactor import Event, Reactor
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class Updater:
         self.last_success_wall = 0.0  # time.time() of the last fetch applied
         self.last_success_at = 0.0  # the same on the reactor's clock
         self.last_error: str | None = None  # of the last fetch, if it failed
+        self._now = Event()  # fetch_now() sets it
         # Fetch durations (request to reply decoded): a histogram for /metrics.
         self.duration_counts = [0] * (len(FETCH_DURATION_BOUNDS) + 1)
         self.duration_sum = 0.0
@@ -67,7 +68,7 @@ class Updater:
                 self.failures += 1
                 self.last_error = f"{type(err).__name__}: {str(err) or type(err).__name__}"
                 self._outage.failed(self.METHOD, err)
-                await sleep(self._retry)
+                await self._pause(self._retry)
                 next_fetch = self._reactor.time()
                 continue
             self._outage.answered(self.METHOD)
@@ -84,7 +85,18 @@ class Updater:
             now = self._reactor.time()
             if next_fetch < now:  # the fetch took longer than an interval: no catching up
                 next_fetch = now
-            await sleep(next_fetch - now)
+            if await self._pause(next_fetch - now):
+                next_fetch = self._reactor.time()  # a fetch out of turn starts a new grid
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less if ``fetch_now()`` is called: True then."""
+        woken = await self._now.wait(self._reactor, seconds)
+        self._now.clear()
+        return woken
+
+    def fetch_now(self) -> None:
+        """Fetch at once instead of at the next interval (reactor thread)."""
+        self._now.set()
 
 
 def engine_fetcher(engine_socket: str) -> Fetcher:
