@@ -514,6 +514,11 @@ class Response:
         self.location = False
 
 
+def _is_ascii_digits(text: str) -> bool:
+    """str.isdigit() also takes "²" and other Unicode digits, which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_head(head: bytes, headers: bool = True) -> Response:
     """Parse a status line and header block (without the blank line). ``CheckError``s
     carry Go's ``malformed HTTP ...`` texts. ``headers=False`` reads the status line only
@@ -526,7 +531,7 @@ def parse_head(head: bytes, headers: bool = True) -> Response:
         raise CheckError(f"malformed HTTP response {go_quote(status_line)}")
     status = status.lstrip(" ")
     code_text = status[:3]
-    if len(code_text) != 3 or not code_text.isdigit() or (status[3:4] not in ("", " ")):
+    if len(code_text) != 3 or not _is_ascii_digits(code_text) or (status[3:4] not in ("", " ")):
         raise CheckError(f"malformed HTTP status code {go_quote(code_text)}")
     response = Response()
     response.status = status
@@ -538,7 +543,7 @@ def parse_head(head: bytes, headers: bool = True) -> Response:
         name = name.strip().lower()
         value = value.strip()
         if name == "content-length":
-            if not value.isdigit():
+            if not _is_ascii_digits(value):
                 raise CheckError(f"bad Content-Length {go_quote(value)}")
             response.content_length = int(value)
         elif name == "transfer-encoding":
@@ -568,19 +573,20 @@ class _Stream:
             self.eof = True
 
     async def read_head(self) -> bytes:
-        """Up to the blank line after the headers (consumed); b"" on EOF before any byte."""
+        """Up to the blank line after the headers (consumed); b"" on EOF before any byte.
+
+        Lines end in LF or CRLF (as Go's textproto reads them), so the head ends at the
+        first LF followed by LF or CRLF: the earliest one, whatever the recv sizes were.
+        """
         start = 0
         while True:
-            end = self.buf.find(b"\r\n\r\n", start)
-            if end >= 0:
+            end = self.buf.find(b"\n\r\n", start)
+            lf_lf = self.buf.find(b"\n\n", start, len(self.buf) if end < 0 else end + 1)
+            if lf_lf >= 0 or end >= 0:
+                end, size = (lf_lf, 2) if lf_lf >= 0 else (end, 3)
                 head = bytes(self.buf[:end])
-                del self.buf[: end + 4]
-                return head
-            end = self.buf.find(b"\n\n", start)
-            if end >= 0:
-                head = bytes(self.buf[:end])
-                del self.buf[: end + 2]
-                return head
+                del self.buf[: end + size]
+                return head.removesuffix(b"\r")
             if self.eof:
                 if self.buf:
                     raise CheckError("unexpected EOF")
@@ -618,22 +624,28 @@ async def _read_body_prefix(stream: _Stream, response: Response, size: int) -> b
     inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if response.gzip else None
     remaining = response.content_length
     chunk_left = 0
+    chunk_ended = False  # a chunk's data is all read: its CRLF comes before the next size
     while len(out) < size:
         if response.chunked:
             if chunk_left == 0:
+                if chunk_ended:
+                    await stream.read_line()  # the CRLF after the chunk
+                    chunk_ended = False
                 line = (await stream.read_line()).split(b";")[0].strip()
-                try:
-                    chunk_left = int(line, 16)
-                except ValueError:
-                    raise CheckError("malformed chunked encoding") from None
+                # Hex digits only: int() would also take a sign, "0x" and underscores.
+                if not line or not all(c in _HEXDIGITS for c in line):
+                    raise CheckError("malformed chunked encoding")
+                chunk_left = int(line, 16)
                 if chunk_left == 0:
                     break
-            piece = await stream.read_some(chunk_left)
+            # As Go's reader: no more than the prefix needs (so a body cut short after
+            # it still matches), unless gzip decides how much input that is.
+            wanted = chunk_left if inflate is not None else min(chunk_left, size - len(out))
+            piece = await stream.read_some(wanted)
             if not piece:
                 raise CheckError("unexpected EOF")
             chunk_left -= len(piece)
-            if chunk_left == 0:
-                await stream.read_line()  # the CRLF after the chunk
+            chunk_ended = chunk_left == 0
         elif remaining is not None:
             if remaining == 0:
                 break
