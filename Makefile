@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export GOFLAGS := -mod=mod
 export GOPROXY := off
 
-.PHONY: test lint bench demo go go-grpc peers proto clean
+.PHONY: test lint bench demo go go-grpc peers proto fuzz clean
 
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV) 2>/dev/null || { \
@@ -65,6 +65,13 @@ bench: $(STAMP) go
 # proto/ (grpcio-tools and mypy-protobuf, pinned in pyproject.toml).
 proto: $(STAMP)
 	$(PY) scripts/gen_proto.py
+
+# Coverage-guided fuzzing (atheris): every target for FUZZ_SECONDS each; crash inputs land
+# in tests/fuzz/crashes/<target>/. FUZZ_TARGETS=gob_typed picks targets.
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+fuzz: $(STAMP)
+	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 demo: $(STAMP)
 	$(PY) -m seesaw_healthcheck.cli.demo examples/demo.toml

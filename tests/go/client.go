@@ -47,6 +47,7 @@ func runClient(args []string) error {
 	socket := fs.String("socket", "", "engine Unix socket")
 	n := fs.Int("n", 0, "number of recipe configs the engine serves")
 	batch := fs.Int("batch", 100, "notifications per HealthState call")
+	fixed := fs.Bool("golden-context", false, "send the golden context (no pid, no user) for byte-stable captures")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -54,6 +55,9 @@ func runClient(args []string) error {
 		return fmt.Errorf("%w: need -socket, -n >= 0, -batch >= 1", errUsage)
 	}
 	ctx := ipc.NewTrustedContext(seesaw.SCHealthcheck)
+	if *fixed {
+		ctx = goldenContext()
+	}
 
 	var checks healthcheck.Checks
 	start := time.Now()

@@ -13,7 +13,8 @@ const usage = `usage: gopeer MODE ...
   golden DIR                       write DIR/<case>.gob, DIR/cases.txt, DIR/nondeterministic.txt
   verify DIR                       decode DIR/<case>.gob and compare with the golden table
   engine -socket PATH (-checks FILE.json | -configs N [-port P]) [-record FILE.jsonl]
-  client -socket PATH -n N         call a Python engine and check the recipe configs
+  client -socket PATH -n N [-golden-context]
+                                   call a Python engine and check the recipe configs
   bench -n N [-rounds R] [-write FILE]
   httpreq -ip IP -port P [-method M] [-request R] [-proxy] [-secure] [-via-target] [-timeout D]
                                    send one request as Seesaw's HTTP check does`
