@@ -165,3 +165,37 @@ def test_bad_log_dir_is_a_clear_error(tmp_path: Path) -> None:
         glog.setup("p", str(tmp_path / "missing"))
     assert glog.parse_severity("warning") == logging.WARNING
     assert glog.parse_severity(0) == logging.INFO
+
+
+@pytest.mark.parametrize(
+    ("text", "levels"),
+    [("", {}), ("probe=2", {"probe": 2}), ("a*=1,,b=0,", {"a*": 1, "b": 0}), ("x=+3", {"x": 3})],
+)
+def test_vmodule_syntax_is_glogs(text: str, levels: dict[str, int]) -> None:
+    assert glog.parse_vmodule(text) == levels
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("probe", "syntax error: expect comma-separated list of filename=N"),
+        ("=1", "syntax error: expect comma-separated list of filename=N"),
+        ("a=1=2", "syntax error: expect comma-separated list of filename=N"),
+        ("a= 1", "syntax error: expect comma-separated list of filename=N"),
+        ("a=1_0", "syntax error: expect comma-separated list of filename=N"),
+        ("a=-1", "negative value for vmodule level"),
+    ],
+)
+def test_vmodule_refusals(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(reason)}$"):
+        glog.parse_vmodule(text)
+
+
+def test_backtrace_at_syntax_is_glogs() -> None:
+    assert glog.parse_backtrace_at("") is None
+    assert glog.parse_backtrace_at("probe.go:12") == ("probe.go", 12)
+    for bad in ("probe:12", "probe.go", "a.go:1:2", "a.go:x"):
+        with pytest.raises(ValueError, match=r"^syntax error: expect file\.go:234$"):
+            glog.parse_backtrace_at(bad)
+    with pytest.raises(ValueError, match=r"^negative or zero value for level$"):
+        glog.parse_backtrace_at("a.go:0")

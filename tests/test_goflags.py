@@ -256,6 +256,26 @@ def test_typed_flag_handles_and_redefinition() -> None:
         flags.int("port", 1, "again")
 
 
+def test_var_flag_parses_its_own_way_and_fails_with_its_reason() -> None:
+    def even(text: str) -> int:
+        value = parse_go_int(text)
+        if value % 2:
+            raise ValueError("odd number")
+        return value
+
+    out = io.StringIO()
+    flags = FlagSet("prog", ErrorHandling.CONTINUE_ON_ERROR, out)
+    pairs = flags.var("pairs", 2, "how many `pairs`", even)
+    flags.var("mode", "", "mode", str.upper, zero_text="")
+    assert "  -pairs pairs\n    \thow many pairs (default 2)\n" in flags.usage_text()
+    assert "  -mode value\n    \tmode\n" in flags.usage_text()
+    flags.parse(["-pairs", "0x10"])
+    assert pairs.value == 16
+    with pytest.raises(FlagError, match=r'^invalid value "3" for flag -pairs: odd number$'):
+        flags.parse(["-pairs=3"])
+    assert out.getvalue().startswith('invalid value "3" for flag -pairs: odd number\nUsage of')
+
+
 def test_go_quote_escapes_like_strconv() -> None:
     assert go_quote('a"b\\c\né\x01\u200b') == '"a\\"b\\\\c\\né\\x01\\u200b"'
     assert go_quote(b"\xff".decode("utf-8", "surrogateescape")) == '"\\xff"'

@@ -129,7 +129,19 @@ def test_timeout_flag_bounds_a_silent_peer() -> None:
     [
         (["-port", "x"], 'invalid value "x" for flag -port: parse error'),
         (["-timeout", "5"], 'invalid value "5" for flag -timeout: parse error'),
+        (["-timeout", "-1s"], 'invalid value "-1s" for flag -timeout: negative timeout'),
         (["-nope"], "flag provided but not defined: -nope"),
+        (["-vmodule", "probe=x"], 'invalid value "probe=x" for flag -vmodule: '
+         "syntax error: expect comma-separated list of filename=N"),
+        (["-vmodule", "probe=-1"],
+         'invalid value "probe=-1" for flag -vmodule: negative value for vmodule level'),
+        (["-log_backtrace_at", "probe:1"], 'invalid value "probe:1" for flag '
+         "-log_backtrace_at: syntax error: expect file.go:234"),
+        (["-stderrthreshold", "LOUD"], 'invalid value "LOUD" for flag -stderrthreshold: '
+         "invalid severity 'LOUD': want 0-3 or one of ('INFO', 'WARNING', 'ERROR', 'FATAL')"),
+        (["-v", "x"], 'invalid value "x" for flag -v: parse error'),
+        (["-log_dir", "/nonexistent/dir", "-type", "tcp"],
+         "-log_dir '/nonexistent/dir' is not a directory"),
     ],
 )
 def test_bad_flag_exits_2(args: list[str], message: str) -> None:
@@ -148,6 +160,8 @@ def test_bad_flag_exits_2(args: list[str], message: str) -> None:
         (["-parallel", "0"], "Invalid value for parallel: 0"),
         (["-type", "smtp"], 'Unsupported healthcheck type: "smtp"'),
         (["-type", "dns", "-query_type", "BOGUS"], 'unknown DNS type "BOGUS"'),
+        (["-type", "dns", "-query", "example.com"],
+         "-type dns needs -answer (the answer expected, e.g. 192.0.2.1)"),
         (["-type", "tcp", "-send", '"\\q"'], 'Failed to unquote "\\"\\\\q\\"": invalid syntax'),
     ],
 )
@@ -161,10 +175,17 @@ def test_bad_settings_exit_1_like_go_log_fatal(args: list[str], message: str) ->
 def test_help_exits_0_with_gos_usage() -> None:
     done = probe("-h")
     assert done.returncode == 0
-    assert done.stderr.startswith("Usage of seesaw-healthcheck-probe:\n  -answer string\n")
+    assert done.stderr.startswith(
+        "Usage of seesaw-healthcheck-probe:\n  -alsologtostderr\n"
+        "    \tlog to standard error as well as files\n  -answer string\n"
+    )
     assert '  -radius_response string\n    \tRADIUS response type (any, accept, challenge or' \
         ' reject) (default "accept")\n' in done.stderr
-    assert "  -timeout duration\n    \thealthcheck timeout\n" in done.stderr
+    # Go's tool prints no default for -timeout (it is 0); we say what 0 means.
+    assert "  -timeout duration\n    \thealthcheck timeout; 0 (the default) means the type's " \
+        "own: dns 3s, http 5s, ping 1s, radius 3s, tcp 10s, udp 5s\n" in done.stderr
+    assert "  -logtostderr\n    \tlog to standard error instead of files\n" in done.stderr
+    assert "  -v int\n    \tlog level for V logs\n" in done.stderr
     assert "  -tls_verify\n    \tenable TLS verification for HTTPS and TCP TLS (default true)\n" \
         in done.stderr  # fmt: skip
 
@@ -178,7 +199,28 @@ def test_flags_and_defaults_are_those_of_gos_tool() -> None:
         "answer": "", "query": "", "query_type": "A", "radius_user": "",
         "radius_password": "", "radius_response": "accept", "radius_secret": "",
         "timeout": 0,
+        # glog's, which it registers in every Seesaw binary
+        "alsologtostderr": False, "log_backtrace_at": "", "log_dir": "", "logtostderr": False,
+        "stderrthreshold": "ERROR", "v": 0, "vmodule": "",
     }  # fmt: skip
+
+
+def test_glog_flags_are_accepted_as_by_gos_tool(tmp_path: Path) -> None:
+    """Scripts written for healthcheck_test_tool pass glog's flags; they must work."""
+    with TCPResponder("127.0.0.1", greeting=b"hello\n") as peer:
+        done = probe("-type", "tcp", "-port", str(peer.port), "-receive", "hello",
+                     "-v", "2", "-logtostderr", "-alsologtostderr", "-stderrthreshold", "INFO",
+                     "-vmodule", "tcp=3,http*=1,", "-log_backtrace_at", "tcp.go:42",
+                     "--log_dir", str(tmp_path), "-timeout", "2s")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "success: 1, fail: 0" in done.stdout
+
+
+def test_dns_without_answer_names_the_flag_not_an_empty_address() -> None:
+    done = probe("-type", "dns", "-query", "example.com", "-port", "53")
+    assert done.returncode == 1
+    assert "-answer" in done.stderr.splitlines()[0]
+    assert "is not a valid" not in done.stderr + done.stdout
 
 
 def test_console_script_is_installed() -> None:

@@ -22,6 +22,9 @@ so we produce both:
   ``logger.log(v_level(n), ...)``) are shown when ``n <= N``. ``V(1)`` is Python's DEBUG,
   so ``logger.debug`` is shown from ``-v 1``; ``V(n)`` is level ``DEBUG - (n - 1)``
   (down to 1). Verbose messages print with the letter ``I``, as in glog.
+- ``-vmodule`` and ``-log_backtrace_at`` are checked as glog checks them
+  (``parse_vmodule``, ``parse_backtrace_at``) so command lines written for Seesaw's tools
+  work, but they change nothing: logging here has one V level.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import datetime as _dt
 import getpass
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -43,7 +47,9 @@ __all__ = [
     "GlogFileHandler",
     "GlogFormatter",
     "flush",
+    "parse_backtrace_at",
     "parse_severity",
+    "parse_vmodule",
     "setup",
     "shutdown",
     "v_level",
@@ -446,3 +452,42 @@ def setup(
     if _flusher is None:
         _flusher = threading.Thread(target=_flush_installed, name="glog-flush", daemon=True)
         _flusher.start()
+
+
+# --- glog's two flags that take a syntax of their own --------------------------------
+
+_ATOI = re.compile(r"[+-]?[0-9]+")  # strconv.Atoi's syntax (no spaces, no underscores)
+_VMODULE_SYNTAX = "syntax error: expect comma-separated list of filename=N"
+_TRACE_SYNTAX = "syntax error: expect file.go:234"
+
+
+def parse_vmodule(value: str) -> dict[str, int]:
+    """glog's ``-vmodule``: ``pattern=N,...`` (empty items skipped, N >= 0) as a dict.
+
+    ``ValueError`` with glog's reason, which Go's flag package prints after the value.
+    """
+    levels: dict[str, int] = {}
+    for item in value.split(","):
+        if not item:
+            continue
+        pattern, *rest = item.split("=")
+        if len(rest) != 1 or not pattern or not _ATOI.fullmatch(rest[0]):
+            raise ValueError(_VMODULE_SYNTAX)
+        level = int(rest[0])
+        if level < 0:
+            raise ValueError("negative value for vmodule level")
+        levels[pattern] = level
+    return levels
+
+
+def parse_backtrace_at(value: str) -> tuple[str, int] | None:
+    """glog's ``-log_backtrace_at``: ``file.go:N`` (N > 0), or None for ""."""
+    if not value:
+        return None
+    fields = value.split(":")
+    if len(fields) != 2 or "." not in fields[0] or not _ATOI.fullmatch(fields[1]):
+        raise ValueError(_TRACE_SYNTAX)
+    line = int(fields[1])
+    if line <= 0:
+        raise ValueError("negative or zero value for level")
+    return fields[0], line

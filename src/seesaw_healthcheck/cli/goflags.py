@@ -220,6 +220,34 @@ class FlagSet:
                  _parse_duration_value, "0s")
         )  # fmt: skip
 
+    def var(
+        self,
+        name: str,
+        default: T,
+        usage: str,
+        parse: Callable[[str], T],
+        *,
+        type_name: str = "value",
+        default_text: str | None = None,
+        zero_text: str = "",
+    ) -> Flag[T]:
+        """A flag of any type, as Go's ``flag.Var``.
+
+        ``parse`` turns the text into the value, or raises ``ValueError`` whose message is
+        the reason in Go's error (``invalid value "x" for flag -name: REASON``). The
+        usage shows the default (``default_text``, else ``str(default)``) unless it is
+        ``zero_text``.
+        """
+
+        def parse_text(text: str) -> T:
+            try:
+                return parse(text)
+            except ValueError as error:
+                raise _ValueError(str(error)) from None
+
+        shown = str(default) if default_text is None else default_text
+        return self._define(Flag(name, usage, default, shown, type_name, parse_text, zero_text))
+
     def values(self) -> dict[str, object]:
         return {name: flag.value for name, flag in self._flags.items()}
 

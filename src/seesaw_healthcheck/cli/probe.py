@@ -1,9 +1,11 @@
 """``seesaw-healthcheck-probe``: run one kind of health check by hand, from the shell.
 
 It takes exactly the flags of Seesaw's ``healthcheck_test_tool`` (same names, defaults and
-Go flag syntax) and prints one line per check, like that tool, plus how long the check
-took. Unlike that tool it exits 1 when any check fails (0 when all pass, 2 on a bad
-command line), so scripts can use it.
+Go flag syntax), glog's logging flags included (``-v``, ``-logtostderr``, ``-log_dir``, ...,
+which glog adds to every Seesaw binary), and prints one line per check, like that tool,
+plus how long the check took. Unlike that tool it exits 1 when any check fails (0 when all
+pass, 2 on a bad command line), so scripts can use it; and it refuses on the command line
+what cannot work: a negative ``-timeout``, a DNS check without ``-answer``.
 
 ``-parallel N`` runs N checks at once on one reactor. ``-count`` is, as in Go's tool, the
 number of echo requests each ping check sends; other types run one check per worker.
@@ -18,14 +20,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 import dns.rdataclass
 import dns.rdatatype
 
 from seesaw_healthcheck import checkers
+from seesaw_healthcheck.checkers.base import DEFAULT_TIMEOUT_S
+from seesaw_healthcheck.cli import glog
 from seesaw_healthcheck.cli.goflags import ErrorHandling, FlagSet, go_quote
-from seesaw_healthcheck.goduration import format_duration
+from seesaw_healthcheck.goduration import DurationError, format_duration, parse_duration
 from seesaw_healthcheck.model import (
     Checker,
     DNSChecker,
@@ -45,6 +49,12 @@ from seesaw_healthcheck.reactor import Future, Reactor
 __all__ = ["ProbeError", "build_checker", "go_unquote", "main"]
 
 CHECK_TYPES = ("dns", "http", "https", "ping", "radius", "tcp", "tcp_tls", "udp")
+PROGRAM = "seesaw-healthcheck-probe"
+# The flags glog registers in every Go binary that links it, as Seesaw's tools do.
+GLOG_FLAGS = (
+    "alsologtostderr", "log_backtrace_at", "log_dir", "logtostderr", "stderrthreshold", "v",
+    "vmodule",
+)  # fmt: skip
 
 
 class ProbeError(Exception):
@@ -109,8 +119,54 @@ def flag_set(prog: str, error_handling: ErrorHandling = ErrorHandling.EXIT_ON_ER
         "RADIUS response type (any, accept, challenge or reject)",
     )
     flags.string("radius_secret", d.radius_secret, "RADIUS secret")
-    flags.duration("timeout", d.timeout, "healthcheck timeout")
+    flags.var("timeout", d.timeout, _timeout_usage(), _parse_timeout, type_name="duration",
+              default_text="0s", zero_text="0s")  # fmt: skip
+    _glog_flags(flags)
     return flags
+
+
+def _timeout_usage() -> str:
+    """Go's tool says "healthcheck timeout"; we also say what 0, its default, means."""
+    per_type = ", ".join(
+        f"{kind.__name__.removesuffix('Checker').lower()} {format_duration(int(s * 1e9))}"
+        for kind, s in sorted(DEFAULT_TIMEOUT_S.items(), key=lambda item: item[0].__name__)
+    )
+    return f"healthcheck timeout; 0 (the default) means the type's own: {per_type}"
+
+
+def _parse_timeout(text: str) -> int:
+    try:
+        value = parse_duration(text)
+    except DurationError:
+        raise ValueError("parse error") from None
+    if value < 0:
+        raise ValueError("negative timeout")
+    return value
+
+
+def _glog_flags(flags: FlagSet) -> None:
+    """glog's flags (``GLOG_FLAGS``), with the server's words and defaults."""
+    flags.bool("alsologtostderr", False, "log to standard error as well as files")
+    flags.var("log_backtrace_at", "", "file:N where glog would log a stack trace (checked, "
+              "not used)", _checked(glog.parse_backtrace_at))  # fmt: skip
+    flags.string("log_dir", "", "If non-empty, write log files in this directory")
+    flags.bool("logtostderr", False, "log to standard error instead of files")
+    flags.var("stderrthreshold", "ERROR", "logs at or above this threshold go to stderr",
+              _checked(glog.parse_severity))  # fmt: skip
+    flags.int("v", 0, "log level for V logs")
+    flags.var("vmodule", "", "comma-separated list of pattern=N settings for per-file V "
+              "levels (checked, not used: -v applies to all)",
+              _checked(glog.parse_vmodule))  # fmt: skip
+
+
+def _checked(check: Callable[[str], object]) -> Callable[[str], str]:
+    """A string flag whose text must pass ``check`` (ValueError: Go's flag error)."""
+
+    def parse(text: str) -> str:
+        check(text)
+        return text
+
+    return parse
 
 
 # --------------------------------------------------------------- Go string literals
@@ -237,6 +293,8 @@ def build_checker(opts: ProbeOptions, ip: bytes, ping_id: int = 0) -> Checker:
         question = DNSQuestion(
             name=opts.query, qtype=dns_type(opts.query_type), qclass=int(dns.rdataclass.IN)
         )
+        if not opts.answer:  # else the check fails on "" as an answer, naming no flag
+            raise ProbeError("-type dns needs -answer (the answer expected, e.g. 192.0.2.1)")
         return DNSChecker(target=target(Proto.UDP), question=question, answer=opts.answer)
     if kind == "radius":
         return RADIUSChecker(
@@ -359,20 +417,41 @@ def _fatal(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def _usage_error(flags: FlagSet, message: str) -> NoReturn:
+    """A command line that cannot work: the message and the usage, exit 2 (Go's flag)."""
+    flags.output.write(message + "\n")
+    flags.print_usage()
+    sys.exit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     prog = sys.argv[0] if sys.argv and sys.argv[0] else ""
     if not prog or prog.endswith(".py"):  # run as python -m: name the command instead
-        prog = "seesaw-healthcheck-probe"
+        prog = PROGRAM
     flags = flag_set(prog)
     values = flags.parse(args)  # exits 2 on a bad command line, 0 for -h
+    logging_flags = {name: values.pop(name) for name in GLOG_FLAGS}
     opts = ProbeOptions(**values)  # type: ignore[arg-type]
+    try:
+        glog.setup(
+            PROGRAM,
+            log_dir=str(logging_flags["log_dir"]) or None,
+            logtostderr=bool(logging_flags["logtostderr"]),
+            alsologtostderr=bool(logging_flags["alsologtostderr"]),
+            verbosity=cast(int, logging_flags["v"]),
+            stderrthreshold=str(logging_flags["stderrthreshold"]),
+        )
+    except (ValueError, OSError) as err:
+        _usage_error(flags, str(err))
     try:
         return run_probe(opts, sys.stdout)
     except ProbeError as err:
         _fatal(str(err))
     except KeyboardInterrupt:
         return 130
+    finally:
+        glog.shutdown()
 
 
 if __name__ == "__main__":
