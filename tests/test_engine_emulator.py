@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from seesaw_healthcheck.cli.engine import (
     EngineEmulator,
     IdAllocator,
     parse_checks,
+    rfc3339,
 )
 from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.gob.types import GobType
@@ -259,6 +261,8 @@ def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert lines[0]["name"] == "web-1" and lines[0]["state"] == "Healthy"
     assert lines[0]["old_state"] == "Unknown" and lines[0]["duration"] == "1.234µs"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)",
+                        lines[0]["last_check"]), lines[0]
 
 
 def test_cli_reloads_on_sighup_and_keeps_last_good(tmp_path: Path) -> None:
@@ -335,3 +339,129 @@ def test_nil_arguments_refused_like_seesaw(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert engine.refused == 2
+
+
+INVALID_CHECKS = """
+[[check]]
+name = "good"
+id = 1
+type = "tcp"
+ip = "127.0.0.1"
+port = PORT
+interval = "1s"
+timeout = "1s"
+
+[[check]]
+name = "every-zero"
+id = 2
+type = "tcp"
+ip = "127.0.0.1"
+port = PORT
+interval = "0s"
+
+[[check]]
+name = "negative"
+id = 3
+type = "tcp"
+ip = "127.0.0.1"
+port = PORT
+timeout = "-1s"
+retries = -1
+
+[[check]]
+name = "nowhere"
+id = 4
+type = "http"
+ip = "not-an-ip"
+port = 70000
+
+[[check]]
+name = "no-checker"
+id = 5
+type = "nil"
+"""
+
+
+def test_allow_invalid_serves_bad_checks_as_written() -> None:
+    text = INVALID_CHECKS.replace("PORT", "80")
+    with pytest.raises(ConfigError, match="check #2 \\(every-zero\\): interval must be more"):
+        parse_checks(text, "bad.toml")
+    checks = parse_checks(text, "bad.toml", allow_invalid=True)
+    assert checks[1].invalid == []
+    assert checks[2].config.interval == 0
+    assert checks[2].invalid == ["bad.toml: check #2 (every-zero): interval must be more than 0"]
+    assert (checks[3].config.timeout, checks[3].config.retries) == (-(10**9), -1)
+    http = checks[4].config.checker
+    assert isinstance(http, model.HTTPChecker)
+    assert (http.target.ip, http.target.host, http.target.port) == (b"", b"", 70000)
+    assert len(checks[4].invalid) == 2 and "not an IP address" in checks[4].invalid[0]
+    assert checks[5].config.checker is None
+    # Not values but the file's shape: still refused, with or without the flag.
+    for broken in ("[[check]]\ntype='tcp'\nip='::1'\nport='80'", "[[check]]\ntype='nil'\nx=1"):
+        with pytest.raises(ConfigError):
+            parse_checks(broken, "bad.toml", allow_invalid=True)
+
+
+def test_allow_invalid_shows_the_servers_handling_of_bad_checks(tmp_path: Path) -> None:
+    """The shipped engine emulator and server: each bad check is one logged error of the
+    server, and the good one next to them runs and is reported."""
+    from tests.responders.tcp import TCPResponder
+
+    sock = str(tmp_path / "engine.sock")
+    record = tmp_path / "record.jsonl"
+    engine_log, server_log = tmp_path / "engine.txt", tmp_path / "server.txt"
+    procs: list[subprocess.Popen[bytes]] = []
+    with TCPResponder("127.0.0.1") as peer:
+        config = tmp_path / "checks.toml"
+        config.write_text(INVALID_CHECKS.replace("PORT", str(peer.port)))
+        try:
+            with open(engine_log, "wb") as err:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "seesaw_healthcheck.cli.engine", "-socket", sock,
+                     "-config", str(config), "-allow_invalid", "-record", str(record),
+                     "-logtostderr"], stdout=subprocess.DEVNULL, stderr=err))
+            _wait_for(lambda: os.path.exists(sock), 10.0)
+            with open(server_log, "wb") as err:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "seesaw_healthcheck.cli.healthcheck", "-engine", sock,
+                     "-batch_delay", "10ms", "-logtostderr"],
+                    stdout=subprocess.DEVNULL, stderr=err))
+            _wait_for(lambda: record.exists() and '"Healthy"' in record.read_text(), 20.0)
+            _wait_for(lambda: server_log.read_text().count("has a bad config") >= 4, 10.0)
+        finally:
+            for proc in reversed(procs):
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    server = server_log.read_text()
+    for check_id, problem in [(2, "interval 0s is out of range"),
+                              (3, "timeout -1s is out of range"),
+                              (4, "target: invalid IP of 0 bytes"),
+                              (5, "no checker (nil)")]:
+        assert f"Healthcheck {check_id} has a bad config, not running it: {problem}" in server
+    engine = engine_log.read_text()
+    assert engine.count("serving check ") == 6, engine  # 1 + 2 rules + 2 + 1
+    notes = [json.loads(line) for line in record.read_text().splitlines()]
+    assert {n["id"] for n in notes} == {1}
+    assert notes[0]["state"] == "Healthy"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)",
+                        notes[0]["last_check"]), notes[0]
+
+
+@pytest.mark.parametrize(
+    ("time", "text"),
+    [
+        (GoTime.from_unix_ns(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z"),
+        (GoTime.from_unix_ns(1_700_000_000_000_000_005, 3600),
+         "2023-11-14T23:13:20.000000005+01:00"),
+        (GoTime.from_unix_ns(0, -(5 * 3600 + 30 * 60)), "1969-12-31T18:30:00.000000000-05:30"),
+        (GoTime.from_unix_ns(7, 0), "1970-01-01T00:00:00.000000007Z"),
+        (GoTime(), "0001-01-01T00:00:00.000000000Z"),
+        (GoTime(sec=-1), "GoTime(sec=-1, nsec=0, offset=None)"),  # before year 1
+    ],
+)
+def test_record_times_are_rfc3339(time: GoTime, text: str) -> None:
+    assert rfc3339(time) == text

@@ -7,7 +7,16 @@ untrusted ``ipc.Context`` ("context is nil", "insufficient access").
 
 The TOML file is re-read when its modification time changes (polled every second) or on
 SIGHUP. A file that does not parse or does not validate is reported with a clear error
-and the last good configuration stays in service.
+and the last good configuration stays in service. With ``-allow_invalid`` a check that
+breaks a rule of its values (interval 0, a negative timeout or retries, an IP that is not
+one, a port out of range, ...) is served as written, as a faulty engine would send it
+(an IP that does not parse as a nil ``net.IP``), with a warning, so that the server's own
+handling of bad checks can be seen; ``type = "nil"`` then sends a check without a
+checker. A file that cannot be read as checks at all (not TOML, unknown fields, values
+of the wrong kind) is still refused.
+
+``-record FILE`` appends one JSON line per notification received, times in RFC 3339
+with nanoseconds (``"last_check": "2026-12-03T07:24:38.123456789+01:00"``).
 
 File format (``examples/demo.toml`` is a commented example)::
 
@@ -48,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seesaw_healthcheck import model
+from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.goduration import format_duration, parse_duration
 
 log = logging.getLogger("seesaw_healthcheck.engine")
@@ -85,12 +95,27 @@ class ConfigError(ValueError):
 
 
 @dataclass(slots=True)
+class _Rules:
+    """The rules a check's values break: each a ``ConfigError``, or with ``allow_invalid``
+    a note kept in ``broken`` while the value goes on the wire as written."""
+
+    allow_invalid: bool = False
+    broken: list[str] = field(default_factory=list)
+
+    def broke(self, message: str) -> None:
+        if not self.allow_invalid:
+            raise ConfigError(message)
+        self.broken.append(message)
+
+
+@dataclass(slots=True)
 class CheckEntry:
     """One configured check: what goes on the wire plus a human label."""
 
     config: model.Config
     name: str
     type: str
+    invalid: list[str] = field(default_factory=list)  # rules broken (-allow_invalid)
 
 
 @dataclass(slots=True)
@@ -111,7 +136,7 @@ class IdAllocator:
         return self.by_key[key]
 
 
-def _duration(value: object, where: str, what: str) -> int:
+def _duration(value: object, where: str, what: str, rules: _Rules) -> int:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ConfigError(f'{where}: {what} must be a Go duration string like "1s"')
     if isinstance(value, int):
@@ -122,15 +147,24 @@ def _duration(value: object, where: str, what: str) -> int:
     except ValueError as e:
         raise ConfigError(f"{where}: {what}: {e}") from None
     if ns < 0:
-        raise ConfigError(f"{where}: {what} must not be negative")
+        rules.broke(f"{where}: {what} must not be negative")
     return ns
 
 
-def _int(value: object, where: str, what: str, lo: int, hi: int) -> int:
+_GO_INT = (-(2**63), 2**63 - 1)  # what an int field can carry on the wire at all
+
+
+def _int(value: object, where: str, what: str, lo: int, hi: int,
+         rules: _Rules | None = None) -> int:
+    """An integer in lo..hi; with ``rules`` (a value, not a key) out of range is a rule
+    broken, as long as it fits in Go's int."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{where}: {what} must be an integer, got {value!r}")
     if not lo <= value <= hi:
-        raise ConfigError(f"{where}: {what} = {value} is out of range {lo}..{hi}")
+        message = f"{where}: {what} = {value} is out of range {lo}..{hi}"
+        if rules is None or not _GO_INT[0] <= value <= _GO_INT[1]:
+            raise ConfigError(message)
+        rules.broke(message)
     return value
 
 
@@ -146,12 +180,14 @@ def _bool(value: object, where: str, what: str) -> bool:
     return value
 
 
-def _ip(value: object, where: str, what: str) -> bytes:
+def _ip(value: object, where: str, what: str, rules: _Rules) -> bytes:
+    """The IP as Go's net.ParseIP gives it; one that does not parse is a nil IP."""
     text = _str(value, where, what)
     try:
         return model.ip_to_bytes(text)
     except ValueError:
-        raise ConfigError(f"{where}: {what} = {text!r} is not an IP address") from None
+        rules.broke(f"{where}: {what} = {text!r} is not an IP address")
+        return b""
 
 
 def _dns_type(name: str, where: str) -> int:
@@ -163,8 +199,8 @@ def _dns_type(name: str, where: str) -> int:
         raise ConfigError(f"{where}: unknown DNS query_type {name!r}") from None
 
 
-def _build_checker(kind: str, t: Mapping[str, Any], target: model.Target, where: str
-                   ) -> model.Checker:
+def _build_checker(kind: str, t: Mapping[str, Any], target: model.Target, where: str,
+                   rules: _Rules) -> model.Checker | None:
     def s(key: str, default: str = "") -> str:
         return _str(t.get(key, default), where, key)
 
@@ -183,7 +219,8 @@ def _build_checker(kind: str, t: Mapping[str, Any], target: model.Target, where:
             target=target, secure=secure, tls_verify=b("tls_verify", True),
             method=s("method", "GET"), proxy=b("proxy", False), request=s("request", "/"),
             response=s("response"),
-            response_code=_int(t.get("response_code", 200), where, "response_code", 0, 999),
+            response_code=_int(t.get("response_code", 200), where, "response_code", 0, 999,
+                               rules),
         )
     if kind == "dns":
         target.proto = model.Proto.UDP
@@ -200,27 +237,38 @@ def _build_checker(kind: str, t: Mapping[str, Any], target: model.Target, where:
         return model.RADIUSChecker(target=target, username=s("username"),
                                    password=s("password"), secret=s("secret"),
                                    response=s("response", "accept"))
+    if kind == "nil":
+        return None
     # ping
     if target.mode != model.Mode.PLAIN:
-        raise ConfigError(f"{where}: ping checks cannot be used with dsr or tun mode")
-    target.proto = model.Proto.ICMP if target.is_ipv4 else model.Proto.ICMPV6
+        rules.broke(f"{where}: ping checks cannot be used with dsr or tun mode")
+    ipv6 = len(target.ip) == 16 and not target.ip.startswith(_V4_IN_V6)
+    target.proto = model.Proto.ICMPV6 if ipv6 else model.Proto.ICMP
     target.port = 0
     return model.PingChecker(target=target)
 
 
+_V4_IN_V6 = b"\x00" * 10 + b"\xff\xff"
+
+
 def _build_entry(t: Mapping[str, Any], where: str, defaults: Mapping[str, Any],
-                 targets: Mapping[str, Endpoint] | None) -> tuple[int | None, CheckEntry]:
+                 targets: Mapping[str, Endpoint] | None, allow_invalid: bool = False
+                 ) -> tuple[int | None, CheckEntry]:
     if not isinstance(t, dict):
         raise ConfigError(f"{where}: must be a table")
+    rules = _Rules(allow_invalid)
     raw_type = _str(t.get("type", ""), where, "type").lower()
     kind = TYPE_ALIASES.get(raw_type, raw_type)
-    if kind not in TYPE_FIELDS:
+    kinds = TYPE_FIELDS if not allow_invalid else {**TYPE_FIELDS, "nil": frozenset()}
+    if kind not in kinds:
         raise ConfigError(
-            f"{where}: type {raw_type!r} is not one of {', '.join(sorted(TYPE_FIELDS))}"
+            f"{where}: type {raw_type!r} is not one of {', '.join(sorted(kinds))}"
         )
-    unknown = set(t) - COMMON_FIELDS - TYPE_FIELDS[kind]
+    if kind == "nil":
+        rules.broke(f"{where}: a check of type 'nil' has no checker")
+    unknown = set(t) - COMMON_FIELDS - kinds[kind]
     if unknown:
-        allowed = ", ".join(sorted(COMMON_FIELDS | TYPE_FIELDS[kind]))
+        allowed = ", ".join(sorted(COMMON_FIELDS | kinds[kind]))
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))} for a "
                           f"{kind} check (allowed: {allowed})")
     name = _str(t.get("name", ""), where, "name")
@@ -235,14 +283,14 @@ def _build_entry(t: Mapping[str, Any], where: str, defaults: Mapping[str, Any],
             raise ConfigError(f"{where}: give either target or ip/port, not both")
         ip_text, port = targets[ref]
     else:
-        if "ip" not in t:
+        if "ip" not in t and kind != "nil":
             raise ConfigError(f"{where}: ip is required")
-        ip_text = _str(t["ip"], where, "ip")
+        ip_text = _str(t.get("ip", ""), where, "ip")
         port = t.get("port", 0)
-    ip = _ip(ip_text, where, "ip")
-    port = _int(port, where, "port", 0, 65535)
-    if kind != "ping" and port == 0:
-        raise ConfigError(f"{where}: port is required for a {kind} check")
+    ip = _ip(ip_text, where, "ip", rules) if kind != "nil" else b""
+    port = _int(port, where, "port", 0, 65535, rules)
+    if kind not in ("ping", "nil") and port == 0:
+        rules.broke(f"{where}: port is required for a {kind} check")
 
     mode_name = _str(t.get("mode", "plain"), where, "mode").upper()
     if mode_name not in model.Mode.__members__:
@@ -251,15 +299,14 @@ def _build_entry(t: Mapping[str, Any], where: str, defaults: Mapping[str, Any],
     target = model.Target(ip=ip, port=port, mode=mode)
     if mode != model.Mode.PLAIN:
         if "host" not in t:
-            raise ConfigError(f"{where}: {mode_name.lower()} mode needs host (the backend IP)")
-        target.host = _ip(t["host"], where, "host")
-        target.mark = _int(t.get("mark", 0), where, "mark", 0, 2**31 - 1)
+            rules.broke(f"{where}: {mode_name.lower()} mode needs host (the backend IP)")
+        target.host = _ip(t["host"], where, "host", rules) if "host" in t else b""
     else:
         # Plain mode: the backend is the target itself, as Seesaw's engine sets it.
-        target.host = _ip(t["host"], where, "host") if "host" in t else ip
-        target.mark = _int(t.get("mark", 0), where, "mark", 0, 2**31 - 1)
+        target.host = _ip(t["host"], where, "host", rules) if "host" in t else ip
+    target.mark = _int(t.get("mark", 0), where, "mark", 0, 2**31 - 1, rules)
 
-    checker = _build_checker(kind, t, target, where)
+    checker = _build_checker(kind, t, target, where, rules)
 
     def setting(key: str) -> object:
         return t[key] if key in t else defaults.get(key)
@@ -268,23 +315,39 @@ def _build_entry(t: Mapping[str, Any], where: str, defaults: Mapping[str, Any],
     timeout = setting("timeout")
     retries = setting("retries")
     config = model.Config(
-        interval=DEFAULT_INTERVAL if interval is None else _duration(interval, where, "interval"),
-        timeout=DEFAULT_TIMEOUT if timeout is None else _duration(timeout, where, "timeout"),
-        retries=0 if retries is None else _int(retries, where, "retries", 0, 2**31 - 1),
+        interval=(DEFAULT_INTERVAL if interval is None
+                  else _duration(interval, where, "interval", rules)),
+        timeout=DEFAULT_TIMEOUT if timeout is None else _duration(timeout, where, "timeout", rules),
+        retries=0 if retries is None else _int(retries, where, "retries", 0, 2**31 - 1, rules),
         checker=checker,
     )
     if config.interval == 0:
-        raise ConfigError(f"{where}: interval must be more than 0")
+        rules.broke(f"{where}: interval must be more than 0")
     explicit_id = None
     if "id" in t:
         explicit_id = _int(t["id"], where, "id", 1, 2**64 - 1)
-    label = name or (f"ping {target.address}" if kind == "ping" else f"{kind} {target.addr()}")
-    return explicit_id, CheckEntry(config=config, name=label, type=kind)
+    label = name or _label(kind, target, ip_text)
+    return explicit_id, CheckEntry(config=config, name=label, type=kind, invalid=rules.broken)
+
+
+def _label(kind: str, target: model.Target, ip_text: str) -> str:
+    """``tcp 127.0.0.1:80``, ``ping ::1``; the IP as written when it is not one."""
+    if kind == "nil":
+        return "nil checker"
+    try:
+        return f"ping {target.address}" if kind == "ping" else f"{kind} {target.addr()}"
+    except ValueError:
+        return f"{kind} {ip_text!r}" + ("" if kind == "ping" else f" port {target.port}")
 
 
 def parse_checks(text: str, source: str, *, ids: IdAllocator | None = None,
-                 targets: Mapping[str, Endpoint] | None = None) -> dict[int, CheckEntry]:
-    """The checks a TOML document configures, by id. Raises ``ConfigError``."""
+                 targets: Mapping[str, Endpoint] | None = None,
+                 allow_invalid: bool = False) -> dict[int, CheckEntry]:
+    """The checks a TOML document configures, by id. Raises ``ConfigError``.
+
+    ``allow_invalid``: a check whose values break a rule is kept, as written, with the
+    rules it breaks in ``CheckEntry.invalid``.
+    """
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -304,7 +367,7 @@ def parse_checks(text: str, source: str, *, ids: IdAllocator | None = None,
     if not isinstance(tables, list):
         raise ConfigError(f"{source}: check must be an array of tables: write [[check]]")
     ids = ids or IdAllocator()
-    built = [_build_entry(t, f"{source}: check #{i + 1}", defaults, targets)
+    built = [_build_entry(t, f"{source}: check #{i + 1}", defaults, targets, allow_invalid)
              for i, t in enumerate(tables)]
     result: dict[int, CheckEntry] = {}
     for i, (explicit_id, entry) in enumerate(built):
@@ -325,14 +388,15 @@ def parse_checks(text: str, source: str, *, ids: IdAllocator | None = None,
 
 
 def load_checks(path: str, *, ids: IdAllocator | None = None,
-                targets: Mapping[str, Endpoint] | None = None) -> dict[int, CheckEntry]:
+                targets: Mapping[str, Endpoint] | None = None,
+                allow_invalid: bool = False) -> dict[int, CheckEntry]:
     """``parse_checks`` of a file; an unreadable file is a ``ConfigError`` too."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
-    return parse_checks(text, path, ids=ids, targets=targets)
+    return parse_checks(text, path, ids=ids, targets=targets, allow_invalid=allow_invalid)
 
 
 @dataclass(slots=True)
@@ -367,8 +431,10 @@ class EngineEmulator:
         targets: Mapping[str, Endpoint] | None = None,
         on_notification: NotificationCallback | None = None,
         poll_interval: float = 1.0,
+        allow_invalid: bool = False,
     ) -> None:
         self.config_path = config_path
+        self.allow_invalid = allow_invalid
         self.record_path = record_path
         self.targets = targets
         self.on_notification = on_notification
@@ -397,7 +463,7 @@ class EngineEmulator:
         """Re-read the checks file; on error log it and keep the last good checks."""
         self._mtime = self._file_mtime()
         try:
-            checks = load_checks(self.config_path, ids=self.ids, targets=self.targets)
+            checks = self._load()
         except ConfigError as e:
             self.last_error = str(e)
             log.error("keeping the last good config (%d checks): %s", len(self.checks), e)
@@ -411,6 +477,14 @@ class EngineEmulator:
         log.info("loaded %d checks from %s (%d added, %d removed)",
                  len(checks), self.config_path, len(added), len(removed))
         return True
+
+    def _load(self) -> dict[int, CheckEntry]:
+        checks = load_checks(self.config_path, ids=self.ids, targets=self.targets,
+                             allow_invalid=self.allow_invalid)
+        for check_id, entry in checks.items():
+            for rule in entry.invalid:
+                log.warning("serving check %d as written (-allow_invalid): %s", check_id, rule)
+        return checks
 
     def name_of(self, check_id: int) -> str:
         entry = self.checks.get(check_id)
@@ -470,7 +544,7 @@ class EngineEmulator:
         from seesaw_healthcheck.rpc import RpcServer
 
         self._mtime = self._file_mtime()
-        self.checks = load_checks(self.config_path, ids=self.ids, targets=self.targets)
+        self.checks = self._load()
         log.info("loaded %d checks from %s", len(self.checks), self.config_path)
         if self.record_path:
             self._record = open(self.record_path, "a", encoding="utf-8")  # noqa: SIM115
@@ -517,8 +591,30 @@ def record_json(r: Received) -> dict[str, Any]:
         "failures": st.failures,
         "successes": st.successes,
         "duration": format_duration(st.duration),
-        "last_check": str(st.last_check),
+        "last_check": rfc3339(st.last_check),
     }
+
+
+def rfc3339(t: GoTime) -> str:
+    """RFC 3339 with nanoseconds, in the zone offset the time carries (Go's UTC location
+    and offset 0 both as "Z"): ``2026-12-03T07:24:38.123456789+01:00``. An offset's
+    seconds are dropped, as RFC 3339 has none (Go does the same). A year outside 1..9999,
+    which RFC 3339 cannot write, gives ``str(t)``."""
+    offset = t.offset or 0
+    try:
+        local = _GO_EPOCH + _dt.timedelta(seconds=t.sec + offset)
+    except OverflowError:
+        return str(t)
+    zone = "Z"
+    if offset:
+        sign = "-" if offset < 0 else "+"
+        hours, minutes = divmod(abs(offset) // 60, 60)
+        zone = f"{sign}{hours:02d}:{minutes:02d}"
+    date = f"{local.year:04d}-{local.month:02d}-{local.day:02d}"  # %Y gives "1", not "0001"
+    return f"{date}T{local:%H:%M:%S}.{t.nsec:09d}{zone}"
+
+
+_GO_EPOCH = _dt.datetime(1, 1, 1)  # second 0 of GoTime.sec
 
 
 def _state(value: int) -> model.State | int:
@@ -537,6 +633,8 @@ def _parse_args(argv: list[str] | None) -> dict[str, Any]:
     flags.string("config", "", "TOML file of checks (required; see examples/demo.toml)")
     flags.string("record", "", "Append every HealthState notification to this file as JSON lines")
     flags.duration("poll", model.SECOND, "How often to look at the config file's mtime")
+    flags.bool("allow_invalid", False, "Serve checks that break a rule (interval 0, a bad IP, "
+               "...) as written, to see what the server does with them")
     flags.string("log_dir", "", "If non-empty, write glog-style log files in this directory")
     flags.bool("logtostderr", False, "log to standard error instead of files")
     flags.bool("alsologtostderr", False, "log to standard error as well as files")
@@ -560,6 +658,7 @@ async def _serve(args: dict[str, Any]) -> int:
         str(args["config"]),
         record_path=str(args["record"]) or None,
         poll_interval=max(0.05, int(args["poll"]) / model.SECOND),
+        allow_invalid=bool(args["allow_invalid"]),
     )
     try:
         await engine.start(socket_path)
