@@ -5,13 +5,24 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 export GOFLAGS := -mod=mod
 export GOPROXY := off
+# apt-get waits up to 5 minutes for dpkg's lock (another apt run, unattended upgrades)
+# instead of failing at once. That option does not cover the lock `apt-get update` takes
+# on its lists (apt 2.6), so update is tried again every 5 s while that one is held, as long.
+APT_GET := apt-get -o DPkg::Lock::Timeout=300
+APT_UPDATE = for try in $$(seq 60); do \
+	  out=$$($(APT_GET) update -qq 2>&1) && break; \
+	  case "$$out" in \
+	    *"Could not get lock"*) echo "apt-get update: the apt lists are locked; waiting"; sleep 5;; \
+	    *) printf '%s\n' "$$out" >&2; exit 1;; \
+	  esac; \
+	done
 
 .PHONY: test lint bench demo go go-grpc peers proto fuzz clean
 
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV) 2>/dev/null || { \
 	  echo "python3 -m venv failed: installing Debian's python3-venv"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; \
+	  $(APT_UPDATE); DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq python3-venv; \
 	  python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,dev]'
@@ -21,7 +32,7 @@ $(STAMP): pyproject.toml
 go:
 	@command -v go >/dev/null 2>&1 || { \
 	  echo "go not found: installing Debian's golang-go"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; }
+	  $(APT_UPDATE); DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq golang-go; }
 
 # The Go gRPC client in tests/go_grpc is built by the tests from proto/ with Debian's protoc,
 # its Go plugins and Go gRPC packages (tests/grpcclient.py). Debian's grpc-go 1.33 marshals
