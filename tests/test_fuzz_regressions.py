@@ -106,3 +106,27 @@ def test_chunk_sizes_are_hex_digits_only(size: bytes) -> None:
     assert fuzz_http_response.outcome(reply, len(reply), headers=True) == (
         "CheckError: malformed chunked encoding"
     )
+
+
+# A gzip body that decodes to 32 good bytes, then an invalid code. zlib reads a symbol
+# ahead: fed the body whole it failed, fed a few bytes at a time it matched the prefix.
+# The body is now decoded in one go, a flate window past the prefix, as Go decodes a
+# window before returning a byte: a read failure however the bytes arrive.
+CORRUPT_GZIP_BODY = (
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xcb\xcf\xd6QH\xcc\xc9QH\xcf\xcf\x00\x02\x03"
+    b"\xcb\xcf\xd6QH\xcc\xc9QHO\xe1\x02\x003\x1b"
+)
+CORRUPT_GZIP = (
+    b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 39\r\n\r\n" + CORRUPT_GZIP_BODY
+)
+
+
+def test_corrupt_gzip_after_the_prefix_fails_however_it_arrives() -> None:
+    fuzz_http_response.TestOneInput(CORRUPT_GZIP)
+    for step in (1, 12, len(CORRUPT_GZIP)):
+        outcome = fuzz_http_response.outcome(CORRUPT_GZIP, step, headers=True)
+        assert (
+            outcome == "CheckError: gzip: Error -3 while decompressing data: invalid distance code"
+        )
+    success, text = http_check(CORRUPT_GZIP, response="ok, all go")
+    assert not success and text.endswith("; failed to read HTTP response"), text

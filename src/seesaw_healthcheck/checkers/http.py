@@ -619,9 +619,35 @@ class _Stream:
 
 
 async def _read_body_prefix(stream: _Stream, response: Response, size: int) -> bytes:
-    """The first ``size`` bytes of the (decoded) body, fewer if it is shorter."""
+    """The first ``size`` bytes of the (decoded) body, fewer if it is shorter.
+
+    A gzip body is read to its end (at most ``GZIP_INPUT_LIMIT`` bytes of it) and decoded
+    in one go, a flate window past the prefix: Go's reader decodes a whole window before
+    it returns a byte, so corrupt data there fails the read as in Go, and the verdict does
+    not depend on how the compressed bytes were split across recvs.
+    """
+    if not response.gzip:
+        return await _read_body(stream, response, size)
+    compressed = await _read_body(stream, response, GZIP_INPUT_LIMIT)
+    try:
+        decoded = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(
+            compressed, size + _FLATE_WINDOW
+        )
+    except zlib.error as error:
+        raise CheckError(f"gzip: {error}") from None
+    return decoded[:size]
+
+
+GZIP_INPUT_LIMIT = 65536
+_FLATE_WINDOW = 32768
+
+
+async def _read_body(stream: _Stream, response: Response, size: int) -> bytes:
+    """The first ``size`` bytes of the body as sent (chunks joined), fewer if shorter.
+
+    As Go's reader: no more than that is read, so a body cut short after it still counts.
+    """
     out = bytearray()
-    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if response.gzip else None
     remaining = response.content_length
     chunk_left = 0
     chunk_ended = False  # a chunk's data is all read: its CRLF comes before the next size
@@ -638,10 +664,7 @@ async def _read_body_prefix(stream: _Stream, response: Response, size: int) -> b
                 chunk_left = int(line, 16)
                 if chunk_left == 0:
                     break
-            # As Go's reader: no more than the prefix needs (so a body cut short after
-            # it still matches), unless gzip decides how much input that is.
-            wanted = chunk_left if inflate is not None else min(chunk_left, size - len(out))
-            piece = await stream.read_some(wanted)
+            piece = await stream.read_some(min(chunk_left, size - len(out)))
             if not piece:
                 raise CheckError("unexpected EOF")
             chunk_left -= len(piece)
@@ -657,11 +680,6 @@ async def _read_body_prefix(stream: _Stream, response: Response, size: int) -> b
             piece = await stream.read_some(RECV_SIZE)
             if not piece:
                 break
-        if inflate is not None:
-            try:
-                piece = inflate.decompress(piece, size - len(out) + 1)
-            except zlib.error as error:
-                raise CheckError(f"gzip: {error}") from None
         out += piece
     return bytes(out[:size])
 
