@@ -51,6 +51,7 @@ def test_corpus_replays_cleanly(name: str) -> None:
             raise AssertionError(f"{path.name}: {error!r}") from error
 
 
+@pytest.mark.timeout(300)  # 9 targets x 10 s, 2 at a time: about a minute
 def test_each_target_fuzzes_without_a_crash(tmp_path: Path) -> None:
     pytest.importorskip("atheris")
     outcomes = fuzz_run.run_all(TARGETS, CI_SECONDS, jobs=2, work_dir=tmp_path)

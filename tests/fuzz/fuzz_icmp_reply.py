@@ -61,7 +61,7 @@ def TestOneInput(data: bytes) -> None:  # atheris calls it by this name
     shared.ipv6 = ipv6
     shared.raw = raw
     shared.kernel_id = None if raw else IDENT
-    shared.sock = FakeIcmpSocket(packets, other if stranger else pinged)  # type: ignore[assignment]
+    shared.sock = FakeIcmpSocket(packets, other if stranger else pinged)
     future: Future[str | None] = Future()
     source = socket.inet_pton(shared.family, pinged)
     shared.waiters = {TOKEN: _Waiter(source, IDENT, SEQUENCE, future)}

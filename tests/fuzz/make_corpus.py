@@ -30,26 +30,27 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rrset
+import pyrad.packet
+
+from seesaw_healthcheck import model, schema
+from seesaw_healthcheck.checkers.ping import build_echo_request, icmp_checksum
+from seesaw_healthcheck.gob import Encoder, GobType
+from seesaw_healthcheck.rpc.framing import ClientCodec, Request, ServerCodec
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-sys.path[:0] = [str(HERE), str(REPO)]
+sys.path[:0] = [str(HERE), str(REPO)]  # the fuzz targets, and tests.* from the repo root
 
-import dns.flags  # noqa: E402
-import dns.message  # noqa: E402
-import dns.rcode  # noqa: E402
-import dns.rrset  # noqa: E402
 import fuzz_dns_reply  # noqa: E402
 import fuzz_gob_typed  # noqa: E402
 import fuzz_icmp_reply  # noqa: E402
 import fuzz_radius_reply  # noqa: E402
-import pyrad.packet  # noqa: E402
 from tests import gopeer  # noqa: E402
 from tests.responders.radius import dictionary  # noqa: E402
-
-from seesaw_healthcheck import model, schema  # noqa: E402
-from seesaw_healthcheck.checkers.ping import build_echo_request, icmp_checksum  # noqa: E402
-from seesaw_healthcheck.gob import Encoder, GobType  # noqa: E402
-from seesaw_healthcheck.rpc.framing import ClientCodec, Request, ServerCodec  # noqa: E402
 
 CORPUS = HERE / "corpus"
 MAX_GOLDEN = 2048  # bytes: the big Go cases add nothing the small ones lack
