@@ -195,7 +195,7 @@ def test_readyz_before_the_first_fetch_and_after_the_engine_goes_quiet() -> None
         endpoints = Endpoints(control)
         run_for(control, 1.0)
         status, body = get(endpoints, "/readyz")
-        assert status == 503 and b"first fetch" in body
+        assert status == 503 and b"first set of checks" in body
         engine.down = False
         run_for(control, 6.0)  # the updater retries after 5 s
         assert get(endpoints, "/readyz")[0] == 200

@@ -18,13 +18,8 @@ import pytest
 from tests.loop_thread import LoopThread
 
 from seesaw_healthcheck import model, schema
-from seesaw_healthcheck.cli.engine import (
-    ConfigError,
-    EngineEmulator,
-    IdAllocator,
-    parse_checks,
-    rfc3339,
-)
+from seesaw_healthcheck.checkfile import ConfigError, IdAllocator, parse_checks
+from seesaw_healthcheck.cli.engine import EngineEmulator, rfc3339
 from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.gob.types import GobType
 from seesaw_healthcheck.reactor import Reactor

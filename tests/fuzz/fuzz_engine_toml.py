@@ -13,7 +13,7 @@ from __future__ import annotations
 from harness import fuzz, instrumented
 
 with instrumented(__name__, "tomllib"):
-    from seesaw_healthcheck.cli.engine import CheckEntry, ConfigError, parse_checks
+    from seesaw_healthcheck.checkfile import CheckEntry, ConfigError, parse_checks
 
 DEMO_TARGETS = {
     name: ("127.0.0.1", 8000 + i)

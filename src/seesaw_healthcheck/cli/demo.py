@@ -25,7 +25,8 @@ import tomllib
 from typing import Any, TextIO
 
 from seesaw_healthcheck import model
-from seesaw_healthcheck.cli.engine import ConfigError, EngineEmulator, Received
+from seesaw_healthcheck.checkfile import ConfigError
+from seesaw_healthcheck.cli.engine import EngineEmulator, Received
 from seesaw_healthcheck.demo_targets import DemoTarget, TargetError, start_target
 from seesaw_healthcheck.goduration import format_duration, parse_duration
 

@@ -78,6 +78,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         defaults.metrics_per_check,
         "Export a series per check on /metrics (check_up{id,type,ip,port,mode})",
     )
+    config_source = flags.string(
+        "config_source",
+        defaults.config_source,
+        "Where checks come from: engine (Seesaw's), grpc (SetChecks on -grpc_listen) or "
+        "file:PATH (a TOML file of checks, read again when it changes and on SIGHUP)",
+    )
+    grpc_listen = flags.string(
+        "grpc_listen", "", "Serve the gRPC API on unix:PATH or HOST:PORT (off when empty)"
+    )
+    grpc_cert = flags.string("grpc_cert", "", "TLS certificate (PEM) for -grpc_listen HOST:PORT")
+    grpc_key = flags.string("grpc_key", "", "TLS private key (PEM) for -grpc_cert")
+    grpc_client_ca = flags.string(
+        "grpc_client_ca", "", "Require gRPC client certificates signed by this CA (PEM)"
+    )
     workers = flags.string(
         "workers",
         "1",
@@ -105,6 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         dry_run=dry_run.value,
         http_addr=http_addr.value,
         metrics_per_check=metrics_per_check.value,
+        config_source=config_source.value,
+        grpc_listen=grpc_listen.value,
+        grpc_cert=grpc_cert.value,
+        grpc_key=grpc_key.value,
+        grpc_client_ca=grpc_client_ca.value,
     )
     try:
         config.validate()

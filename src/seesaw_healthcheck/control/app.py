@@ -20,6 +20,7 @@ pending, coalesced), the updater's (fetches, fetch_failures) and the workers' pi
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -28,18 +29,25 @@ import signal
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from seesaw_healthcheck import checkers
 from seesaw_healthcheck.channel import APPLIED, LATENESS_BOUNDS, LOG, REPORTS, Add, Header
 from seesaw_healthcheck.control.config import ServerConfig
 from seesaw_healthcheck.control.endpoints import Endpoints
+from seesaw_healthcheck.control.grpcserver import GrpcServer, WatchHub
 from seesaw_healthcheck.control.http import HttpServer, parse_address
 from seesaw_healthcheck.control.notifier import Notifier, Sender, engine_sender
 from seesaw_healthcheck.control.outage import Outage
 from seesaw_healthcheck.control.systemd import SystemdNotifier
 from seesaw_healthcheck.control.table import Entry, Table, make_status
-from seesaw_healthcheck.control.updater import Configs, Fetcher, Updater, engine_fetcher
+from seesaw_healthcheck.control.updater import (
+    Configs,
+    Fetcher,
+    Updater,
+    engine_fetcher,
+    file_fetcher,
+)
 from seesaw_healthcheck.control.workers import Launcher, WorkerProcess, spawn_worker, worker_for
 from seesaw_healthcheck.model import Config, State, Status, config_problem
 from seesaw_healthcheck.reactor import Clock, Reactor, Task, sleep
@@ -48,6 +56,12 @@ __all__ = ["Control", "raise_nofile_limit", "run"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+# A checks file is looked at this often (and read again when it changed).
+FILE_POLL_S = 1.0
+# How long the gRPC API waits for the control loop to answer.
+CALL_TIMEOUT_S = 30.0
 # /healthz fails when a worker's heartbeat (rewritten every 0.25 s) is older than this.
 LIVENESS_S = 1.0
 # Full re-notification is chunked so the control loop keeps reading reports in between.
@@ -96,7 +110,15 @@ class Control:
         self.stats_file = stats_file
         self.reactor = Reactor(clock)
         self.table = Table()
-        self.outage = Outage(self.reactor.time, lambda: len(self.notifier.queue))
+        self.source = config.source
+        # The engine hears of states only when the checks come from it.
+        self.to_engine = self.source == "engine"
+        self.hub = WatchHub()  # the gRPC API's watchers
+        self.outage = Outage(
+            self.reactor.time,
+            lambda: len(self.notifier.queue),
+            what="engine" if self.to_engine else "checks file",
+        )
         self.notifier = Notifier(
             self.reactor,
             config,
@@ -104,13 +126,29 @@ class Control:
             self.outage,
             live=self.table.__contains__,
         )
-        self.updater = Updater(
-            self.reactor,
-            fetch if fetch is not None else engine_fetcher(config.engine_socket),
-            self.apply,
-            config.fetch_interval / 1e9,
-            self.outage,
-        )
+        self.updater: Updater | None = None
+        if self.source == "engine":
+            self.updater = Updater(
+                self.reactor,
+                fetch if fetch is not None else engine_fetcher(config.engine_socket),
+                self.apply,
+                config.fetch_interval / 1e9,
+                self.outage,
+            )
+        elif self.source == "file":
+            path = config.checks_file
+            self.updater = Updater(
+                self.reactor,
+                fetch if fetch is not None else file_fetcher(path),
+                self.apply,
+                FILE_POLL_S,
+                self.outage,
+                retry_s=FILE_POLL_S,
+                name=f"reading {path}",
+                what=path,
+            )
+        self.grpc: GrpcServer | None = None
+        self.last_applied_wall = 0.0  # time.time() a set of checks was last applied
         log_level = logging.getLogger().getEffectiveLevel()
         self.workers = [
             WorkerProcess(
@@ -165,6 +203,7 @@ class Control:
             log.info("Stopping healthchecker for %d (%s)", check_id, _describe(removed))
         if gone:
             self.notifier.queue.discard(gone)
+            self.hub.discard(gone)
 
         for check_id, maybe_config in configs.items():
             # A nil *Config in the map runs nothing, like a nil checker.
@@ -190,6 +229,7 @@ class Control:
                 elif was_running:
                     removes[entry.worker].append(check_id)
 
+        self.last_applied_wall = time.time()
         if configs and not self.first_config_at:
             self.first_config_at = requested_at
             self.first_answered_at = now
@@ -252,7 +292,7 @@ class Control:
 
     def _reports(self, worker: WorkerProcess, reports: list[tuple[Any, ...]]) -> None:
         table = self.table
-        put = self.notifier.queue.put
+        notify: list[tuple[int, Status]] = []
         index = worker.index
         for check_id, state, message, start, duration, failures, successes, changed in reports:
             entry = table.get(check_id)
@@ -271,7 +311,18 @@ class Control:
                 State(state),
                 message,
             )
-            put(check_id, make_status(state, message, start, duration, failures, successes))
+            notify.append(
+                (check_id, make_status(state, message, start, duration, failures, successes))
+            )
+        if notify:
+            self._publish(notify)
+
+    def _publish(self, items: list[tuple[int, Status]]) -> None:
+        """To the engine (when checks come from it) and to every gRPC watcher."""
+        if self.to_engine:
+            self.notifier.queue.put_many(items)
+        if len(self.hub):
+            self.hub.changed(items)
 
     def _check_first_applied(self) -> None:
         if (
@@ -323,7 +374,9 @@ class Control:
         if self._next_notify <= now:
             self._next_notify = now + self.notify_interval_s
         self.reactor.call_at(self._next_notify, self._notify_all)
-        self._notify_chunk(list(self.table.entries))
+        self.hub.full()  # each watcher takes the full set itself
+        if self.to_engine:
+            self._notify_chunk(list(self.table.entries))
 
     def _notify_chunk(self, ids: list[int]) -> None:
         """Queue the Status of ``ids`` (of those still present), a chunk at a time."""
@@ -359,11 +412,13 @@ class Control:
     def readiness(self) -> tuple[bool, str]:
         """Whether the first fetch is applied and the engine answered lately."""
         if not self.first_applied_at:
-            return False, "the first fetch has not been applied yet"
+            return False, "the first set of checks has not been applied yet"
+        if self.updater is None:  # SetChecks: ready once a set was applied
+            return True, f"ok: {len(self.table)} checks"
         since = self.reactor.time() - self.updater.last_success_at
-        limit = 3 * self.config.fetch_interval / 1e9
+        limit = 3 * max(self.config.fetch_interval / 1e9, FILE_POLL_S)
         if since > limit:
-            return False, f"the engine has not answered for {since:.0f}s"
+            return False, f"the {self.updater.what} has not answered for {since:.0f}s"
         return True, f"ok: {len(self.table)} checks"
 
     def status_line(self) -> str:
@@ -414,8 +469,27 @@ class Control:
                 log.error("Not serving -http_addr %s: %s", self.config.http_addr, err)
         if self.systemd.enabled and self.systemd.watchdog_s:
             reactor.call_later(self.systemd.watchdog_s / 2, self._watchdog)
-        spawn("updater", self.updater.run())
-        spawn("notifier", self.notifier.run())
+        if self.config.grpc_listen:
+            config = self.config
+            try:
+                self.grpc = GrpcServer(
+                    self,
+                    config.grpc_listen,
+                    cert=config.grpc_cert,
+                    key=config.grpc_key,
+                    client_ca=config.grpc_client_ca,
+                )
+                log.info("Serving the gRPC API on %s", config.grpc_listen)
+            except (OSError, ValueError, RuntimeError) as err:
+                if self.source == "grpc":  # nothing to check without it
+                    raise
+                log.error("Not serving -grpc_listen %s: %s", config.grpc_listen, err)
+            else:
+                reactor.call_later(0.0, self._grpc_health)
+        if self.updater is not None:
+            spawn("updater", self.updater.run())
+        if self.to_engine:
+            spawn("notifier", self.notifier.run())
         if self.stats_file:
             spawn("stats", self._write_stats(self.stats_file))
 
@@ -428,6 +502,8 @@ class Control:
             self.close()
 
     def close(self) -> None:
+        if self.grpc is not None:
+            self.grpc.stop()
         if self.http is not None:
             self.http.close()
         self.systemd.notify("STOPPING=1")
@@ -440,12 +516,34 @@ class Control:
             worker.close()
         self.reactor.close()
 
+    def call(self, fn: Callable[[], T], timeout: float = CALL_TIMEOUT_S) -> T:
+        """Run ``fn`` on the reactor thread and return what it returns (from another
+        thread: the gRPC API's). ``TimeoutError`` if the loop does not get to it."""
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as err:
+                done.set_exception(err)
+
+        self.reactor.call_soon_threadsafe(run)
+        return done.result(timeout)
+
+    def _grpc_health(self) -> None:
+        if self.grpc is not None:
+            self.grpc.set_serving(self.readiness()[0])
+            self.reactor.call_later(1.0, self._grpc_health)
+
     def hangup(self, reopen_logs: Callable[[], object] | None = None) -> None:
         """SIGHUP: new log files (logrotate moved the old ones) and a fetch right now."""
         if reopen_logs is not None:
             reopen_logs()
-        log.info("SIGHUP: reopened the log files; fetching the checks now")
-        self.updater.fetch_now()
+        if self.updater is not None:
+            log.info("SIGHUP: reopened the log files; fetching the checks now")
+            self.updater.fetch_now()
+        else:
+            log.info("SIGHUP: reopened the log files")
 
     def stop(self) -> None:
         """Make ``run`` return soon; safe from a signal handler or another thread."""
@@ -487,8 +585,8 @@ class Control:
             "send_failures": notifier.send_failures,
             "pending": len(notifier.queue),
             "coalesced": notifier.queue.coalesced,
-            "fetches": self.updater.fetches,
-            "fetch_failures": self.updater.failures,
+            "fetches": self.updater.fetches if self.updater else 0,
+            "fetch_failures": self.updater.failures if self.updater else 0,
             "worker_pids": [worker.pid for worker in self.workers],
             "worker_starts": [worker.starts for worker in self.workers],
         }

@@ -38,6 +38,22 @@ class ServerConfig:
     # Ours, not Seesaw's: the operator's HTTP endpoints ("": none), per-check series.
     http_addr: str = DEFAULT_HTTP_ADDR
     metrics_per_check: bool = False
+    # Where checks come from: "engine" (Seesaw's, over gob), "grpc" (SetChecks) or
+    # "file:PATH" (a TOML file of checks); and the gRPC API's address and TLS files.
+    config_source: str = "engine"
+    grpc_listen: str = ""
+    grpc_cert: str = ""
+    grpc_key: str = ""
+    grpc_client_ca: str = ""
+
+    @property
+    def source(self) -> str:
+        """``engine``, ``grpc`` or ``file``."""
+        return "file" if self.config_source.startswith("file:") else self.config_source
+
+    @property
+    def checks_file(self) -> str:
+        return self.config_source.removeprefix("file:")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first setting that cannot work."""
@@ -49,6 +65,16 @@ class ServerConfig:
             raise ConfigError(f"-max_failures must be positive, got {self.max_failures}")
         if not self.engine_socket:
             raise ConfigError("-engine must name a socket path")
+        if self.source not in ("engine", "grpc", "file") or (
+            self.source == "file" and not self.checks_file
+        ):
+            raise ConfigError(
+                f"-config_source must be engine, grpc or file:PATH, got {self.config_source!r}"
+            )
+        if self.source == "grpc" and not self.grpc_listen:
+            raise ConfigError("-config_source grpc needs -grpc_listen (where SetChecks comes)")
+        if (self.grpc_cert or self.grpc_key or self.grpc_client_ca) and not self.grpc_listen:
+            raise ConfigError("-grpc_cert, -grpc_key and -grpc_client_ca need -grpc_listen")
         if self.batch_delay < 0:
             raise ConfigError(
                 f"-batch_delay must not be negative, got {format_duration(self.batch_delay)}"

@@ -128,25 +128,28 @@ class _Collector:
         yield transitions
 
         updater = control.updater
-        fetches = CounterMetricFamily(
-            PREFIX + "engine_fetches", "SeesawEngine.Healthchecks calls.", labels=["result"]
-        )
-        fetches.add_metric(["success"], updater.fetches)
-        fetches.add_metric(["error"], updater.failures)
-        yield fetches
-        fetch_time = HistogramMetricFamily(
-            PREFIX + "engine_fetch_duration_seconds",
-            "SeesawEngine.Healthchecks calls: request to decoded reply.",
-        )
-        fetch_time.add_metric(
-            [], _cumulative(FETCH_DURATION_BOUNDS, updater.duration_counts), updater.duration_sum
-        )
-        yield fetch_time
-        yield GaugeMetricFamily(
-            PREFIX + "engine_last_fetch_success_timestamp_seconds",
-            "When a fetch last succeeded (Unix time; 0: never).",
-            value=updater.last_success_wall,
-        )
+        if updater is not None:  # checks fetched (engine) or read (file); not for gRPC
+            fetches = CounterMetricFamily(
+                PREFIX + "engine_fetches", "SeesawEngine.Healthchecks calls.", labels=["result"]
+            )
+            fetches.add_metric(["success"], updater.fetches)
+            fetches.add_metric(["error"], updater.failures)
+            yield fetches
+            fetch_time = HistogramMetricFamily(
+                PREFIX + "engine_fetch_duration_seconds",
+                "SeesawEngine.Healthchecks calls: request to decoded reply.",
+            )
+            fetch_time.add_metric(
+                [],
+                _cumulative(FETCH_DURATION_BOUNDS, updater.duration_counts),
+                updater.duration_sum,
+            )
+            yield fetch_time
+            yield GaugeMetricFamily(
+                PREFIX + "engine_last_fetch_success_timestamp_seconds",
+                "When a fetch last succeeded (Unix time; 0: never).",
+                value=updater.last_success_wall,
+            )
         notifier = control.notifier
         yield CounterMetricFamily(
             PREFIX + "engine_notifications_sent",

@@ -28,7 +28,9 @@ class Outage:
         clock: Callable[[], float],
         pending: Callable[[], int],
         summary_every_s: float = SUMMARY_EVERY_S,
+        what: str = "engine",
     ) -> None:
+        self._what = what
         self._clock = clock
         self._pending = pending
         self._summary_every = summary_every_s
@@ -55,7 +57,8 @@ class Outage:
         elif now >= self._next_summary:
             self._next_summary = now + self._summary_every
             log.warning(
-                "engine unreachable for %s, %d pending notifications, last error: %s",
+                "%s unreachable for %s, %d pending notifications, last error: %s",
+                self._what,
                 _duration(now - self._since),
                 self._pending(),
                 text,
@@ -63,7 +66,9 @@ class Outage:
 
     def answered(self, call: str) -> None:
         if self._errors.pop(call, None) is not None and not self._errors:
-            log.info("engine answering again after %s", _duration(self._clock() - self._since))
+            log.info(
+                "%s answering again after %s", self._what, _duration(self._clock() - self._since)
+            )
             self.last_error = None
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from seesaw_healthcheck.checkfile import Reader
 from seesaw_healthcheck.control.config import ENGINE_TIMEOUT_S, FETCH_RETRY_S
 from seesaw_healthcheck.control.outage import Outage
 from seesaw_healthcheck.model import Checks, Config, Context
@@ -14,7 +15,8 @@ from seesaw_healthcheck.reactor import Event, Reactor
 
 log = logging.getLogger(__name__)
 
-Fetcher = Callable[[], Awaitable[Checks]]
+# The checks, or None when the source knows they have not changed since the last call.
+Fetcher = Callable[[], Awaitable[Checks | None]]
 FETCH_DURATION_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 Configs = Mapping[int, Config | None] | None
 
@@ -27,8 +29,6 @@ class Updater:
     checks go on untouched.
     """
 
-    METHOD = "SeesawEngine.Healthchecks"
-
     def __init__(
         self,
         reactor: Reactor,
@@ -37,7 +37,11 @@ class Updater:
         fetch_interval_s: float,
         outage: Outage,
         retry_s: float = FETCH_RETRY_S,
+        name: str = "SeesawEngine.Healthchecks",
+        what: str = "engine",
     ) -> None:
+        self.name = name  # of the call, in error lines
+        self.what = what  # where checks come from, in the lines Seesaw logs
         self._reactor = reactor
         self._outage = outage
         self._fetch = fetch
@@ -60,18 +64,19 @@ class Updater:
             # Fetches keep to a fixed grid (Go sleeps a full interval after each fetch and
             # drifts), so they stay out of phase with the manager's periodic re-notify.
             next_fetch += self._interval
-            log.info("Getting healthchecks from engine...")
+            if self.what == "engine":  # Seesaw's line; a file is polled every second
+                log.info("Getting healthchecks from engine...")
             requested_at = self._reactor.time()
             try:
                 checks = await self._fetch()
             except Exception as err:  # dial, RpcError, GobError, timeout, ...
                 self.failures += 1
                 self.last_error = f"{type(err).__name__}: {str(err) or type(err).__name__}"
-                self._outage.failed(self.METHOD, err)
+                self._outage.failed(self.name, err)
                 await self._pause(self._retry)
                 next_fetch = self._reactor.time()
                 continue
-            self._outage.answered(self.METHOD)
+            self._outage.answered(self.name)
             took = self._reactor.time() - requested_at
             self.duration_counts[bisect.bisect_left(FETCH_DURATION_BOUNDS, took)] += 1
             self.duration_sum += took
@@ -79,9 +84,11 @@ class Updater:
             self.last_error = None
             self.last_success_wall = time.time()
             self.last_success_at = self._reactor.time()
-            configs = checks.configs
-            log.info("Engine returned %d healthchecks", len(configs or {}))
-            self._apply(configs, requested_at)
+            if checks is not None:  # None: the source says nothing changed
+                configs = checks.configs
+                what = self.what[:1].upper() + self.what[1:]
+                log.info("%s returned %d healthchecks", what, len(configs or {}))
+                self._apply(configs, requested_at)
             now = self._reactor.time()
             if next_fetch < now:  # the fetch took longer than an interval: no catching up
                 next_fetch = now
@@ -118,5 +125,16 @@ def engine_fetcher(engine_socket: str) -> Fetcher:
         if not isinstance(reply, Checks):
             raise TypeError(f"engine replied with {type(reply).__name__}, not Checks")
         return reply
+
+    return fetch
+
+
+def file_fetcher(path: str) -> Fetcher:
+    """The checks of a TOML file (``checkfile``), read again only when it changed; a
+    broken file raises (the last good set stays)."""
+    reader = Reader(path)
+
+    async def fetch() -> Checks | None:
+        return reader.read_if_changed()
 
     return fetch
