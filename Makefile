@@ -17,7 +17,7 @@ APT_UPDATE = for try in $$(seq 60); do \
 	  esac; \
 	done
 
-.PHONY: test lint bench demo go go-grpc peers proto fuzz clean
+.PHONY: test test-pure lint bench demo go go-grpc peers proto fuzz clean cc compiled
 
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV) 2>/dev/null || { \
@@ -25,8 +25,32 @@ $(STAMP): pyproject.toml
 	  $(APT_UPDATE); DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq python3-venv; \
 	  python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,dev]'
+	# Not compiled here: the `compiled` target builds in place with the venv's mypyc, and
+	# again whenever a compiled module's source changes.
+	SEESAW_HEALTHCHECK_COMPILE=0 $(PY) -m pip install -q -e '.[test,dev]'
 	@touch $@
+
+# The compiled build (hatch_build.py): the modules of build_info.COMPILED_MODULES compiled
+# with mypyc into src/seesaw_healthcheck/ (git ignores them). `cc` installs Debian's gcc and
+# the Python headers when missing. A source edited since is caught at import: the package
+# then runs as plain Python and says so (seesaw-healthcheck -version, the start-up log).
+COMPILED := src/seesaw_healthcheck/_compiled.txt
+COMPILED_SOURCES := $(shell python3 hatch_build.py --sources)
+
+cc:
+	@missing=""; \
+	command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || missing="gcc"; \
+	include=$$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); \
+	[ -f "$$include/Python.h" ] || missing="$$missing python3-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "not found:$$missing; installing Debian's$$missing"; \
+	  $(APT_UPDATE); $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
+
+compiled: $(COMPILED)
+
+$(COMPILED): hatch_build.py src/seesaw_healthcheck/build_info.py $(COMPILED_SOURCES) | $(STAMP) cc
+	$(PY) hatch_build.py
 
 # The Go peer in tests/go is built by the tests with Debian's Go.
 go:
@@ -62,11 +86,23 @@ peers:
 	  $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: $(STAMP) go go-grpc peers
+# Every test against the build users get (compiled), then the fast tests of the compiled
+# modules against the plain-Python fallback, so that neither rots.
+test: $(STAMP) compiled go go-grpc peers
+	$(PY) -c 'from seesaw_healthcheck import build_info; print("build:", build_info.describe())'
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-pure
+
+# The unit tests of the modules the compiled build compiles (the only ones that differ
+# between the builds), on plain Python.
+PURE_TESTS := tests/test_reactor.py tests/test_spurious_wakeups.py tests/test_worker_schedule.py \
+              tests/test_check_state.py tests/test_workers.py tests/test_checker_tcp.py \
+              tests/test_checker_udp.py tests/test_checker_http.py tests/test_build.py
+test-pure: $(STAMP)
+	SEESAW_HEALTHCHECK_PURE_PYTHON=1 $(PY) -m pytest -q -m 'not slow' $(PURE_TESTS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts hatch_build.py
 	$(VENV)/bin/mypy --strict src
 
 bench: $(STAMP) go
@@ -89,3 +125,4 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	python3 hatch_build.py --clean

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import run_check
 from tests.responders.udp import UDPEchoResponder
 
-from seesaw_healthcheck.checkers import dial, udp
+from seesaw_healthcheck.checkers import udp
 from seesaw_healthcheck.model import Mode, Proto, Target, UDPChecker, ip_to_bytes
 
 HOSTS = ["127.0.0.1", "::1"]
@@ -96,17 +96,24 @@ def test_bad_target_fails_cleanly() -> None:
     assert "invalid IP" in str(result.error)
 
 
+class _MarkSpySocket(_socket.socket):
+    """A real socket that records the mark the kernel holds after each SO_MARK set."""
+
+    marks: list[int] = []
+
+    def setsockopt(self, *args: Any) -> None:
+        super().setsockopt(*args)
+        if args[:2] == (socket.SOL_SOCKET, socket.SO_MARK):
+            self.marks.append(self.getsockopt(socket.SOL_SOCKET, socket.SO_MARK))
+
+
 def test_mark_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     """SO_MARK reaches the socket before the send (root here; else the error says so)."""
+    # The check makes its sockets with ``_socket.socket`` (looked up at call time in the
+    # compiled build too, unlike a function of ``dial``, which compiled code calls directly).
     seen: list[int] = []
-    real = dial.udp_socket
-
-    def spy(family: int, mark: int = 0) -> _socket.socket:
-        sock = real(family, mark)
-        seen.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_MARK))
-        return sock
-
-    monkeypatch.setattr(dial, "udp_socket", spy)
+    monkeypatch.setattr(_MarkSpySocket, "marks", seen)
+    monkeypatch.setattr(_socket, "socket", _MarkSpySocket)
     checker = udp_checker("127.0.0.1", 9, send="x")
     checker.target.mark = 0x2A
     checker.target.mode = Mode.DSR

@@ -24,7 +24,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_version(flag: str) -> None:
     proc = run(flag)
     assert proc.returncode == 0
-    assert proc.stdout.strip() == f"seesaw-healthcheck {__version__}"
+    version, build = proc.stdout.splitlines()
+    assert version == f"seesaw-healthcheck {__version__}"
+    assert build.startswith(("build: compiled (mypyc ", "build: pure Python ("))
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ import pickle
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from seesaw_healthcheck import model
 from seesaw_healthcheck.reactor import Reactor, Task, writable
@@ -165,7 +165,7 @@ def slot_offset(slot: int) -> int:
 class Header:
     """A worker's counters, as the header of its table holds them."""
 
-    FIELDS = (
+    FIELDS: ClassVar[tuple[str, ...]] = (
         "heartbeat",  # the worker's clock when it last wrote the header (its loop turns)
         "pid",
         "checks",  # checks it runs

@@ -34,8 +34,8 @@ import threading
 import time as _time
 import types
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, Final, Generic, TypeVar, cast
 
 __all__ = [
     "Clock",
@@ -295,16 +295,74 @@ _FINISHED = _nothing()
 _FINISHED.close()
 
 
-@types.coroutine
-def readable(sock: _socket.socket | int) -> Generator[Any, None, None]:
-    """Wait until ``sock`` is readable (or has an error or hang-up)."""
+def _probe() -> None:
+    """Never called: its class tells whether this module runs compiled."""
+
+
+# True when this module runs as mypyc-compiled code (see build_info), False as plain Python.
+COMPILED: Final = _probe.__class__ is not types.FunctionType
+
+
+class _Wait:
+    """An awaitable that yields one ``request`` to the reactor: the compiled build's
+    ``readable``, ``writable``, ``sleep`` and ``within``.
+
+    mypyc compiles a generator into an object that a compiled coroutine can await but an
+    interpreted one cannot (it has no ``__await__``), and ``types.coroutine`` cannot mark
+    it. This class is awaitable from both (``__await__`` returns the object itself, an
+    iterator whose first step gives the request and whose second ends the wait). Compiled,
+    it costs one small object; interpreted, the ``types.coroutine`` generators below are
+    cheaper, so the plain-Python build keeps those.
+    """
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: object) -> None:
+        self.request: object = request
+
+    def __await__(self) -> _Wait:
+        return self
+
+    def __iter__(self) -> _Wait:
+        return self
+
+    def __next__(self) -> object:
+        request = self.request
+        if request is None:
+            raise StopIteration
+        self.request = None
+        return request
+
+
+def _readable_wait(sock: _socket.socket | int) -> _Wait:
+    return _Wait((sock if isinstance(sock, int) else sock.fileno(), _READ_ONESHOT))
+
+
+def _writable_wait(sock: _socket.socket | int) -> _Wait:
+    return _Wait((sock if isinstance(sock, int) else sock.fileno(), _WRITE_ONESHOT))
+
+
+def _readable_gen(sock: _socket.socket | int) -> Generator[Any, None, None]:
     yield (sock if isinstance(sock, int) else sock.fileno(), _READ_ONESHOT)
 
 
-@types.coroutine
-def writable(sock: _socket.socket | int) -> Generator[Any, None, None]:
-    """Wait until ``sock`` is writable (a non-blocking connect has finished)."""
+def _writable_gen(sock: _socket.socket | int) -> Generator[Any, None, None]:
     yield (sock if isinstance(sock, int) else sock.fileno(), _WRITE_ONESHOT)
+
+
+WaitFunction = Callable[[_socket.socket | int], Awaitable[None]]
+
+readable: WaitFunction
+"""``await readable(sock)``: wait until ``sock`` is readable (or has an error or hang-up)."""
+writable: WaitFunction
+"""``await writable(sock)``: wait until ``sock`` is writable (a non-blocking connect has
+finished)."""
+if COMPILED:
+    readable = cast(WaitFunction, _readable_wait)
+    writable = cast(WaitFunction, _writable_wait)
+else:
+    readable = types.coroutine(_readable_gen)
+    writable = types.coroutine(_writable_gen)
 
 
 # The task being resumed right now, if any. A plain global (cheaper than a thread-local
@@ -345,16 +403,33 @@ def limit_deadline(seconds: float) -> None:
         task.reactor._tighten(task, seconds)
 
 
-@types.coroutine
-def sleep(seconds: float) -> Generator[Any, None, None]:
-    """Suspend the task for ``seconds``."""
+def _sleep_gen(seconds: float) -> Generator[Any, None, None]:
     yield _Sleep(seconds)
 
 
-@types.coroutine
-def within(seconds: float) -> Generator[Any, None, None]:
-    """Make the task's deadline at most ``seconds`` from now (never extends it)."""
+def _within_gen(seconds: float) -> Generator[Any, None, None]:
     yield _Within(seconds)
+
+
+def _sleep_wait(seconds: float) -> _Wait:
+    return _Wait(_Sleep(seconds))
+
+
+def _within_wait(seconds: float) -> _Wait:
+    return _Wait(_Within(seconds))
+
+
+sleep: Callable[[float], Awaitable[None]]
+"""``await sleep(seconds)``: suspend the task for ``seconds``."""
+within: Callable[[float], Awaitable[None]]
+"""``await within(seconds)``: make the task's deadline at most ``seconds`` from now (never
+extends it)."""
+if COMPILED:
+    sleep = cast(Callable[[float], Awaitable[None]], _sleep_wait)
+    within = cast(Callable[[float], Awaitable[None]], _within_wait)
+else:
+    sleep = types.coroutine(_sleep_gen)
+    within = types.coroutine(_within_gen)
 
 
 class Reactor:

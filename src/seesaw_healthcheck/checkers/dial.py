@@ -237,8 +237,8 @@ async def dial_tcp(ep: Endpoint, mark: int = 0, network: str | None = None) -> _
         sock = tcp_socket(ep.family, mark)
     except OSError as error:
         raise CheckError(_dial_text(ep, network, f"socket: {os_error_text(error)}")) from None
-    except CheckError as error:
-        raise CheckError(_dial_text(ep, network, str(error))) from None
+    except CheckError as mark_error:
+        raise CheckError(_dial_text(ep, network, str(mark_error))) from None
     try:
         code = await connect(sock, ep.sockaddr)
     except BaseException:

@@ -776,10 +776,10 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
                 return Result(False, msg, now_ns() - start, url_error + str(error))
             except TimeoutError:
                 return Result(False, msg, now_ns() - start, url_error + _TIMEOUT)
-            except OSError as error:
-                reason = tls.ssl_error_text(error, plan.server_name)
-                if error.errno is not None and not isinstance(error, ssl.SSLError):
-                    reason = errno_text(error.errno)
+            except OSError as tls_error:
+                reason = tls.ssl_error_text(tls_error, plan.server_name)
+                if tls_error.errno is not None and not isinstance(tls_error, ssl.SSLError):
+                    reason = errno_text(tls_error.errno)
                 return Result(False, msg, now_ns() - start, url_error + reason)
 
             code_ok = checker.response_code == 0 or response.code == checker.response_code
@@ -814,8 +814,8 @@ async def check(checker: HTTPChecker, timeout_s: float, sni: str | None = None) 
                 sock.close()
     except TimeoutError:
         return timed_out(start, timeout_s)
-    except Exception as error:
-        return internal_error(checker, start, error)
+    except Exception as bug:
+        return internal_error(checker, start, bug)
 
 
 _TIMEOUT = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"

@@ -25,7 +25,6 @@ import itertools
 import os
 import socket
 import struct
-import weakref
 from dataclasses import dataclass
 
 from seesaw_healthcheck.checkers.base import CheckError, Result, elapsed_ns, now_ns
@@ -209,6 +208,8 @@ class EchoSocket:
         sockets = _sockets.get(self.reactor)
         if sockets is not None and sockets.get((self.family, self.mark)) is self:
             del sockets[(self.family, self.mark)]
+            if not sockets:  # the reactor's last one: forget the reactor too
+                del _sockets[self.reactor]
 
 
 def _open_icmp_socket(family: socket.AddressFamily, mark: int) -> tuple[socket.socket, bool]:
@@ -258,9 +259,10 @@ def _install_filter(sock: socket.socket, family: socket.AddressFamily) -> None:
         sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", mask))
 
 
-_sockets: weakref.WeakKeyDictionary[Reactor, dict[tuple[int, int], EchoSocket]] = (
-    weakref.WeakKeyDictionary()
-)
+# Each reactor's open shared sockets. Not a WeakKeyDictionary: the compiled Reactor takes
+# no weak references. An entry goes with the reactor's last socket, which closes when idle
+# or when the reactor closes.
+_sockets: dict[Reactor, dict[tuple[int, int], EchoSocket]] = {}
 
 
 def echo_socket(reactor: Reactor, family: socket.AddressFamily, mark: int) -> EchoSocket:

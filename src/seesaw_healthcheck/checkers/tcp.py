@@ -81,16 +81,16 @@ async def check(checker: TCPChecker, timeout_s: float, sni: str | None = None) -
                     sock = await tls.handshake(sock, checker.tls_verify, server_name)
                 except CheckError as error:
                     return Result(False, msg, now_ns() - start, str(error))
-                except TimeoutError as error:
-                    error_text = io_error_text("read", sock, ep, error)
+                except TimeoutError as timeout:
+                    error_text = io_error_text("read", sock, ep, timeout)
                     return Result(False, msg, now_ns() - start, error_text)
             if not send and not receive:
                 return Result(True, msg, now_ns() - start)
             if send:
                 try:
                     await send_all(sock, send.encode("utf-8", "surrogateescape"))
-                except (OSError, TimeoutError) as error:
-                    error_text = io_error_text("write", sock, ep, error)
+                except (OSError, TimeoutError) as io_error:
+                    error_text = io_error_text("write", sock, ep, io_error)
                     return Result(
                         False, msg + "; failed to send request", now_ns() - start, error_text
                     )
@@ -99,8 +99,8 @@ async def check(checker: TCPChecker, timeout_s: float, sni: str | None = None) -
                 read_failed = msg + "; failed to read response"
                 try:
                     got, eof = await recv_exactly(sock, len(want))
-                except (OSError, TimeoutError) as error:
-                    error_text = io_error_text("read", sock, ep, error)
+                except (OSError, TimeoutError) as io_error:
+                    error_text = io_error_text("read", sock, ep, io_error)
                     return Result(False, read_failed, now_ns() - start, error_text)
                 if eof:
                     error_text = "unexpected EOF" if got else "EOF"
@@ -113,5 +113,5 @@ async def check(checker: TCPChecker, timeout_s: float, sni: str | None = None) -
             sock.close()
     except TimeoutError:
         return timed_out(start, timeout_s)
-    except Exception as error:
-        return internal_error(checker, start, error)
+    except Exception as bug:
+        return internal_error(checker, start, bug)

@@ -56,8 +56,8 @@ async def check(checker: UDPChecker, timeout_s: float) -> Result:
         msg = "UDP check to " + ep.addr
         try:
             sock, _ = open_udp(target)
-        except (OSError, CheckError) as error:
-            return Result(False, msg + "; failed to create socket", elapsed_ns(start), error)
+        except (OSError, CheckError) as no_socket:
+            return Result(False, msg + "; failed to create socket", elapsed_ns(start), no_socket)
         try:
             want = checker.receive.encode("utf-8", "surrogateescape")
             try:
@@ -77,5 +77,5 @@ async def check(checker: UDPChecker, timeout_s: float) -> Result:
             sock.close()
     except TimeoutError:
         return timed_out(start, timeout_s)
-    except Exception as error:
-        return internal_error(checker, start, error)
+    except Exception as bug:
+        return internal_error(checker, start, bug)

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from seesaw_healthcheck import __version__
+from seesaw_healthcheck import __version__, build_info
 from seesaw_healthcheck.cli import glog
 from seesaw_healthcheck.cli.goflags import FlagSet
 from seesaw_healthcheck.control.config import ConfigError, ServerConfig
@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage_error(f"unexpected arguments: {' '.join(flags.args)}")
     if version.value:
         print(f"seesaw-healthcheck {__version__}")
+        print(f"build: {build_info.describe()}")
         return 0
 
     config = ServerConfig(

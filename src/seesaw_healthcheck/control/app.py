@@ -31,7 +31,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
-from seesaw_healthcheck import checkers
+from seesaw_healthcheck import build_info, checkers
 from seesaw_healthcheck.channel import APPLIED, LATENESS_BOUNDS, LOG, REPORTS, Add, Header
 from seesaw_healthcheck.control.config import ServerConfig
 from seesaw_healthcheck.control.endpoints import Endpoints
@@ -618,6 +618,8 @@ def run(
 ) -> int:
     """Run the server until SIGTERM or SIGINT (exit status 0), or until one of its tasks
     fails (1). SIGHUP calls ``reopen_logs`` and fetches the checks at once."""
+    warn, build = build_info.log_line()
+    (log.warning if warn else log.info)("%s", build)
     limit = raise_nofile_limit()
     log.info("File descriptor limit: %d", limit)
     control = Control(config, workers=workers, stats_file=stats_file)
