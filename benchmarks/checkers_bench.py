@@ -2,9 +2,12 @@
 
 Builds ``benchmarks/floor/floor.c`` with gcc into ``build/floor/``, starts its ``serve``
 targets in separate processes (so the targets' CPU is not counted), then for each checker
-type runs N checks with K in flight, first with the C ``floor check`` client, then through
-``seesaw_healthcheck.checkers.run`` on one ``Reactor`` in this process, and compares the
-checking process's CPU time (user + system, getrusage) per check. Medians of a few rounds.
+type runs N checks with K in flight: with the C ``floor check`` client, with a bare Python
+epoll loop, and through ``seesaw_healthcheck.checkers.run`` on one ``Reactor`` in a child
+process, once for each build of the package: plain Python (``SEESAW_HEALTHCHECK_PURE_PYTHON
+=1``) and compiled (when ``make compiled`` has built it). It compares the checking
+process's CPU time (user + system, getrusage) per check; the runs rotate their order each
+round, medians of the rounds.
 
     .venv/bin/python benchmarks/checkers_bench.py [--rounds 3] [--inflight 1000] [--scale 1]
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import resource
 import select
@@ -32,7 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from seesaw_healthcheck import checkers  # noqa: E402
+import seesaw_healthcheck  # noqa: E402
+from seesaw_healthcheck import build_info, checkers  # noqa: E402
 from seesaw_healthcheck.checkers.http import build_request  # noqa: E402
 from seesaw_healthcheck.model import (  # noqa: E402
     DNSChecker,
@@ -229,6 +234,44 @@ def run_python(checker: Any, count: int, inflight: int, timeout_s: float) -> tup
     return cpu * 1e6 / max(1, finished), failed, first_failure
 
 
+BUILDS = ("pure", "compiled")
+
+
+def compiled_available() -> bool:
+    """Whether the compiled build is there (built and not stale) for the child runs."""
+    return bool(seesaw_healthcheck.manifest_modules) and not seesaw_healthcheck.stale_module
+
+
+def run_build(
+    build: str, kind: str, port: int, count: int, inflight: int, timeout_s: float
+) -> tuple[float, int, str]:
+    """``run_python`` in a child process on one build of the package ("pure" or
+    "compiled"), after a warm-up there: (CPU-µs per check, failures, first failure)."""
+    env = {k: v for k, v in os.environ.items() if k != seesaw_healthcheck.PURE_PYTHON_ENV}
+    if build == "pure":
+        env[seesaw_healthcheck.PURE_PYTHON_ENV] = "1"
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(port), str(count), str(inflight),
+         str(timeout_s), build],
+        env=env, capture_output=True, text=True, timeout=300, check=True,
+    ).stdout  # fmt: skip
+    answer = json.loads(out.splitlines()[-1])
+    return answer["us"], answer["failed"], answer["first_failure"]
+
+
+def child(kind: str, port: int, count: int, inflight: int, timeout_s: float, build: str) -> int:
+    """The child of ``run_build``: checks the build is the one asked for, warms up, runs."""
+    running = "compiled" if build_info.compiled_modules() else "pure"
+    if running != build:
+        raise SystemExit(f"asked for the {build} build, got: {build_info.describe()}")
+    (case,) = [c for c in CASES if c.kind == kind]
+    checker = case.make(port)
+    run_python(checker, 200, 100, 2.0)
+    us, failed, first_failure = run_python(checker, count, inflight, timeout_s)
+    print(json.dumps({"us": us, "failed": failed, "first_failure": first_failure}))
+    return 0
+
+
 def run_hand_python(
     kind: str, port: int, count: int, inflight: int, request: bytes = b""
 ) -> float | None:
@@ -292,11 +335,20 @@ def main() -> int:
     parser.add_argument("--inflight", type=int, default=1000)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply check counts")
     parser.add_argument("--only", nargs="*", help="checker types to run (default: all)")
+    parser.add_argument("--builds", default=",".join(BUILDS), help="pure, compiled or both")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        kind, port, count, inflight, timeout_s, build = args.child
+        return child(kind, int(port), int(count), int(inflight), float(timeout_s), build)
+    builds = [b for b in args.builds.split(",") if b]
+    if "compiled" in builds and not compiled_available():
+        print(f"note: no compiled build ({build_info.describe()}); run `make compiled`")
+        builds.remove("compiled")
 
     floor = build_floor()
-    rows: list[tuple[str, str, str, str, str, str]] = []
-    exchange_rows: list[tuple[str, str, str, str, str]] = []
+    rows: list[list[str]] = []
+    exchange_rows: list[list[str]] = []
     for case in CASES:
         if args.only and case.kind not in args.only:
             continue
@@ -313,97 +365,110 @@ def main() -> int:
         try:
             count = max(100, int(case.count * args.scale))
             checker = case.make(port)
-            # HTTP: all three send our checker's request bytes (Go's, Accept-Encoding too).
+            # HTTP: all of them send our checker's request bytes (Go's, Accept-Encoding too).
             request = b""
             if case.kind == "http":
                 request = build_request(checker).request
                 if case.floor and floor is not None:
                     check_floor_request(floor, case.make)
-            # Warm up (imports, caches, shared sockets) and see that the check passes.
+            # See that the check passes here (each build's child warms up on its own).
             _, warm_failed, warm_text = run_python(checker, 200, 100, 2.0)
             if warm_failed == 200:
                 print(f"skip {case.kind}: every check fails here: {warm_text}")
                 continue
-            c_runs: list[float] = []
-            hand_runs: list[float] = []
-            py_runs: list[float] = []
+            order = ["c", "hand", *builds]
+            runs: dict[str, list[float]] = {which: [] for which in order}
             # The target's CPU per check during each run: the other half of the exchange.
-            target_us: dict[str, list[float]] = {"c": [], "hand": [], "ours": []}
+            target_us: dict[str, list[float]] = {which: [] for which in order}
             failures = 0
 
             # Rotate the order each round: a run leaves ~N sockets in TIME_WAIT and warm
             # (or cold) kernel caches behind, so whoever always ran last would pay for it.
-            order = ["c", "hand", "ours"]
             for round_number in range(args.rounds):
                 shift = round_number % len(order)
                 for which in order[shift:] + order[:shift]:
                     target_cpu0 = process_cpu_seconds(proc.pid) if proc is not None else 0.0
                     ran = True
                     if which == "c" and case.floor and floor is not None:
-                        c_runs.append(run_floor(floor, case.kind, port, count, args.inflight))
+                        runs[which].append(run_floor(floor, case.kind, port, count, args.inflight))
                     elif which == "hand" and case.target:
                         hand = run_hand_python(case.kind, port, count, args.inflight, request)
                         if hand is not None:
-                            hand_runs.append(hand)
-                    elif which == "ours":
-                        us, failed, text = run_python(checker, count, args.inflight, 5.0)
-                        py_runs.append(us)
+                            runs[which].append(hand)
+                        else:
+                            ran = False
+                    elif which in BUILDS:
+                        us, failed, text = run_build(
+                            which, case.kind, port, count, args.inflight, 5.0
+                        )
+                        runs[which].append(us)
                         if failed and not failures:
-                            print(f"  note: {case.kind}: {failed} failed, first: {text}")
+                            print(f"  note: {case.kind} ({which}): {failed} failed, first: {text}")
                         failures += failed
                     else:
                         ran = False
                     if ran and proc is not None:
                         spent = process_cpu_seconds(proc.pid) - target_cpu0
                         target_us[which].append(spent * 1e6 / count)
-            py = statistics.median(py_runs)
-            c = statistics.median(c_runs) if c_runs else None
-            hand = statistics.median(hand_runs) if hand_runs else None
-            if proc is not None and c and target_us["c"]:
-                c_all = c + statistics.median(target_us["c"])
-                py_all = py + statistics.median(target_us["ours"])
-                hand_all = hand + statistics.median(target_us["hand"]) if hand else None
-                exchange_rows.append(
-                    (
-                        case.kind,
-                        f"{c_all:.1f}",
-                        f"{hand_all:.1f} ({hand_all / c_all:.2f}x)" if hand_all else "-",
-                        f"{py_all:.1f}",
-                        f"{py_all / c_all:.2f}x",
-                    )
-                )
+            med = {w: statistics.median(v) for w, v in runs.items() if v}
+            c = med.get("c")
+
+            def cell(value: float | None, base: float | None) -> str:
+                if value is None:
+                    return "-"
+                return f"{value:.1f} ({value / base:.2f}x)" if base else f"{value:.1f}"
+
+            pure, compiled = med.get("pure"), med.get("compiled")
             rows.append(
-                (
+                [
                     case.kind,
-                    f"{c:.1f}" if c else "-",
-                    f"{hand:.1f} ({hand / c:.2f}x)" if hand and c else "-",
-                    f"{py:.1f}",
-                    f"{py / c:.2f}x" if c else "-",
+                    cell(c, None),
+                    cell(med.get("hand"), c),
+                    cell(pure, c),
+                    cell(compiled, c),
+                    f"{compiled / pure:.2f}x" if pure and compiled else "-",
                     f"{count} x {args.rounds}, {args.inflight} in flight, {failures} failed",
-                )
+                ]
             )
+            if proc is not None and c and target_us["c"]:
+                whole = {w: med[w] + statistics.median(target_us[w]) for w in med}
+                exchange_rows.append(
+                    [
+                        case.kind,
+                        cell(whole["c"], None),
+                        cell(whole.get("hand"), whole["c"]),
+                        cell(whole.get("pure"), whole["c"]),
+                        cell(whole.get("compiled"), whole["c"]),
+                    ]
+                )
         finally:
             if proc is not None:
                 proc.kill()
                 proc.wait()
 
-    header = ("type", "C floor µs", "bare Python epoll µs", "ours µs", "ours/C", "runs")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(6)]
     print()
-    print("CPU per check of the checking process (medians):")
-    for row in [header, *rows]:
-        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+    print("CPU per check of the checking process, µs (medians; x: of the C floor):")
+    _print_table(
+        ["type", "C floor", "bare Python epoll", "pure Python", "compiled", "compiled/pure",
+         "runs"],
+        rows,
+    )  # fmt: skip
     if exchange_rows:
         # On loopback the kernel's work for a packet is charged partly to the sender and
         # partly to the receiver, so the whole exchange is the checker plus the target
-        # (the same C target for all three).
-        header2 = ("type", "C floor µs", "bare Python epoll µs", "ours µs", "ours/C")
-        widths2 = [max(len(str(r[i])) for r in [header2, *exchange_rows]) for i in range(5)]
+        # (the same C target for all of them).
         print()
-        print("CPU per check of the checking process + the target process (medians):")
-        for row2 in [header2, *exchange_rows]:
-            print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row2, widths2, strict=True)))
+        print("CPU per check of the checking process + the target process, µs (medians):")
+        _print_table(
+            ["type", "C floor", "bare Python epoll", "pure Python", "compiled"], exchange_rows
+        )
     return 0
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
 if __name__ == "__main__":

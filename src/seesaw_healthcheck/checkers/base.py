@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from typing import Final
 
 from seesaw_healthcheck.model import (
     Config,
@@ -32,7 +32,7 @@ __all__ = [
 
 log = logging.getLogger("seesaw_healthcheck.checkers")
 
-now_ns = time.monotonic_ns
+now_ns: Final = time.monotonic_ns
 
 # Seesaw's per-type defaults for a zero Timeout (healthcheck/*.go).
 DEFAULT_TIMEOUT_S: dict[type, float] = {
@@ -46,22 +46,38 @@ DEFAULT_TIMEOUT_S: dict[type, float] = {
 FALLBACK_TIMEOUT_S = 10.0
 
 
-@dataclass(slots=True)
 class Result:
     """The outcome of one check (Go's ``healthcheck.Result``).
 
     ``error`` is the Go ``Err``: when set, ``str(result)`` is its text, else the message.
+    A plain class, not a dataclass: compiled, a dataclass keeps an interpreted
+    ``__init__`` (8x the cost of this one), and one Result is made per check.
     """
 
-    success: bool
-    message: str
-    duration_ns: int
-    error: str | BaseException | None = None
+    __slots__ = ("duration_ns", "error", "message", "success")
+
+    def __init__(
+        self,
+        success: bool,
+        message: str,
+        duration_ns: int,
+        error: str | BaseException | None = None,
+    ) -> None:
+        self.success = success
+        self.message = message
+        self.duration_ns = duration_ns
+        self.error = error
 
     def __str__(self) -> str:
         if self.error is not None:
             return str(self.error)
         return self.message
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(success={self.success!r}, message={self.message!r}, "
+            f"duration_ns={self.duration_ns!r}, error={self.error!r})"
+        )
 
 
 class CheckError(Exception):

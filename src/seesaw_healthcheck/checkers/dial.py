@@ -29,6 +29,7 @@ import ssl
 from dataclasses import dataclass
 from errno import EINPROGRESS, ENOTCONN
 from socket import SO_ERROR, SOL_SOCKET
+from typing import Final
 
 from seesaw_healthcheck.checkers import tls
 from seesaw_healthcheck.checkers.base import CheckError
@@ -58,7 +59,7 @@ __all__ = [
     "udp_socket",
 ]
 
-TIMEOUT_TEXT = "i/o timeout"
+TIMEOUT_TEXT: Final = "i/o timeout"
 
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
 
@@ -76,8 +77,8 @@ class Endpoint:
 
 # (ip, port) -> Endpoint, for valid targets only. A plain dict a check can index inline
 # (cheaper than a function call and an lru_cache); cleared when it grows past the limit.
-ENDPOINTS: dict[tuple[bytes, int], Endpoint] = {}
-_MAX_ENDPOINTS = 65536
+ENDPOINTS: Final[dict[tuple[bytes, int], Endpoint]] = {}
+_MAX_ENDPOINTS: Final = 65536
 
 
 def _endpoint(ip: bytes, port: int) -> Endpoint:
@@ -165,8 +166,8 @@ def io_error_text(op: str, sock: _socket.socket, ep: Endpoint, error: BaseExcept
 
 # --- sockets -----------------------------------------------------------------------------
 
-_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
-_DGRAM = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+_STREAM: Final = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+_DGRAM: Final = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 
 def set_mark(sock: _socket.socket, mark: int) -> None:
@@ -256,8 +257,8 @@ def _dial_text(ep: Endpoint, network: str | None, reason: str) -> str:
 
 # --- streams -----------------------------------------------------------------------------
 
-_WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
-_WANT_WRITE = (BlockingIOError, ssl.SSLWantWriteError)
+_WANT_READ: Final = (BlockingIOError, ssl.SSLWantReadError)
+_WANT_WRITE: Final = (BlockingIOError, ssl.SSLWantWriteError)
 
 
 async def send_all(sock: _socket.socket, data: bytes) -> None:

@@ -6,15 +6,17 @@ Unix nanoseconds.
 
 from __future__ import annotations
 
+from typing import Final
+
 from seesaw_healthcheck.channel import Resume
 from seesaw_healthcheck.model import State
 
 __all__ = ["DRY_RUN_MESSAGE", "Check"]
 
-DRY_RUN_MESSAGE = "dryrun mode; always succeed"
+DRY_RUN_MESSAGE: Final = "dryrun mode; always succeed"
 
-_HEALTHY = State.HEALTHY
-_UNHEALTHY = State.UNHEALTHY
+_HEALTHY: Final = State.HEALTHY
+_UNHEALTHY: Final = State.UNHEALTHY
 
 
 class Check:

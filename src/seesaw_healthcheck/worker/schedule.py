@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from seesaw_healthcheck.channel import (
     CHECKER_KINDS,
@@ -29,9 +29,9 @@ __all__ = ["FIRST_ROUND_SHARE", "Schedule", "ScheduledCheck"]
 # New checks all run once within this share of their interval after the fetch: the rest
 # is room for the first round's extra work (a transition per check) on a busy machine.
 # Measured, 10,000 checks at 1 s: all had run 0.90-0.91 s after the fetch (0.95: 1.00-1.01).
-FIRST_ROUND_SHARE = 0.9
+FIRST_ROUND_SHARE: Final = 0.9
 
-_KIND_INDEX = {name: index for index, name in enumerate(CHECKER_KINDS)}
+_KIND_INDEX: Final = {name: index for index, name in enumerate(CHECKER_KINDS)}
 
 
 class TimerHandle(Protocol):
@@ -212,7 +212,7 @@ class ScheduledCheck(Check):
                 stats.all_ran_at = schedule.reactor.time()
 
 
-_DURATION_BUCKETS = len(DURATION_BOUNDS) + 1
+_DURATION_BUCKETS: Final = len(DURATION_BOUNDS) + 1
 
 
 class Schedule:
