@@ -4,11 +4,17 @@ processes together (CPU: /proc/PID/stat of the control process and each live wor
 what they reaped; memory: the sum of their RSS).
 
 Cases (each bounded; `--cases` picks some):
-  10k     10,000 TCP checks at 1 s; `baseline` runs the same with the last single-process
-          server (`--baseline REV`, default: the commit before the control/worker split,
-          checked out into a temporary git worktree), for the same-run CPU ratio. A fetch in
-          the middle of the window changes 10% of the set (p99 lateness includes it).
-  50k     50,000 at 5 s, the same way (and its baseline).
+  10k     10,000 TCP checks at 1 s, for each build of the package (`--builds`: the plain
+          Python one, SEESAW_HEALTHCHECK_PURE_PYTHON=1, and the compiled one, when `make
+          compiled` has built it) and for the C floor doing the same checks at the same
+          pace (`floor pace`), run alternately `--rounds` times (medians): user and kernel
+          CPU per check of each, compiled/pure user CPU, and each against the floor. With
+          `--baseline REV` (default: the commit before the control/worker split, checked
+          out into a temporary git worktree) that revision runs too. A fetch in the middle
+          of the window changes 10% of the set (p99 lateness includes it).
+  http    1,000 HTTP checks at 1 s, the same way (target: the C floor's HTTP server).
+  udp     10,000 UDP checks at 1 s, the same way (target: the C floor's UDP echo).
+  50k     50,000 at 5 s (the default build, and the baseline).
   100k    100,000 at 10 s with one worker: the rate, how long after the first fetch was
           answered every check had run, total RSS, and how long the first fetch took from
           the engine's answer to every check being scheduled in the workers.
@@ -38,6 +44,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +59,11 @@ sys.path.insert(0, str(REPO / "src"))
 
 from tests import gopeer  # noqa: E402
 
+import seesaw_healthcheck  # noqa: E402
 from seesaw_healthcheck.channel import LATENESS_BOUNDS, percentile  # noqa: E402
+
+PURE_ENV = seesaw_healthcheck.PURE_PYTHON_ENV
+BUILDS = ("pure", "compiled")
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGESIZE") // 1024
@@ -129,10 +140,19 @@ TARGET_PORTS = 16
 
 
 class Target:
-    """TCP accept-and-close on TARGET_PORTS ports in a process of its own."""
+    """TCP accept-and-close on TARGET_PORTS ports in a process of its own; or, with
+    ``kind`` http or udp, the C floor's HTTP server or UDP echo on one port."""
 
-    def __init__(self, floor: Path | None) -> None:
-        if floor is not None:
+    def __init__(self, floor: Path | None, kind: str = "tcp") -> None:
+        if kind != "tcp":
+            assert floor is not None
+            self.proc = subprocess.Popen(
+                [str(floor), "serve", kind, "127.0.0.1", "0"], stdout=subprocess.PIPE, text=True
+            )
+            assert self.proc.stdout is not None
+            self.ports = [int(self.proc.stdout.readline().strip().partition("=")[2])]
+            self.kind = f"C floor serve {kind}"
+        elif floor is not None:
             self.proc = subprocess.Popen(
                 [str(floor), "serve", "tcp", "127.0.0.1", "0", str(TARGET_PORTS)],
                 stdout=subprocess.PIPE,
@@ -180,6 +200,22 @@ def tcp_checks(n: int, interval: str, ports: list[int], first_id: int = 1) -> li
     ]  # fmt: skip
 
 
+def kind_checks(kind: str, n: int, interval: str, ports: list[int]) -> list[dict[str, Any]]:
+    """n checks of one type (tcp, http: GET / expecting 200, udp: "ping" echoed)."""
+    if kind == "tcp":
+        return tcp_checks(n, interval, ports)
+    extra: dict[str, Any] = (
+        {"method": "GET", "request": "/", "response_code": 200}
+        if kind == "http"
+        else {"send": "ping", "receive": "ping"}
+    )
+    return [
+        {"id": i, "interval": interval, "timeout": "1s", "type": kind, "ip": "127.0.0.1",
+         "port": ports[i % len(ports)], **extra}
+        for i in range(1, n + 1)
+    ]  # fmt: skip
+
+
 class Server:
     """The Go engine serving a checks file, and the server against it, in ``tmp``."""
 
@@ -190,18 +226,23 @@ class Server:
         checks: list[dict[str, Any]],
         flags: list[str],
         source: Path | None = None,
+        build: str | None = None,
     ) -> None:
         self.tmp = tmp
         self.name = name
+        self.build = build
         self.checks_file = tmp / f"checks-{name}.json"
         self.stats_file = tmp / f"stats-{name}.json"
+        self.log_path = tmp / f"server-{name}.log"
         sock = tmp / f"engine-{name}.sock"
         gopeer.write_checks_file(self.checks_file, checks)
         self.engine = gopeer.GoEngine(sock, checks_file=self.checks_file).start()
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k != PURE_ENV}
         if source is not None:  # another checkout's sources (the baseline)
             env["PYTHONPATH"] = str(source / "src")
-        self._log = open(tmp / f"server-{name}.log", "w")  # noqa: SIM115 (closed in stop)
+        if build == "pure":
+            env[PURE_ENV] = "1"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [PY, "-m", "seesaw_healthcheck.cli.healthcheck", "-engine", str(sock),
              "-stats_file", str(self.stats_file), "-logtostderr", *flags, *SERVER_ARGS],
@@ -246,6 +287,12 @@ class Server:
 
     def wait_all_ran(self, n: int, timeout: float = 180.0) -> None:
         self.wait(f"all {n} checks ran", lambda s: s["all_ran_at"] and s["ran_once"] >= n, timeout)
+        if self.build is not None:  # the server says which build it runs: the one asked for
+            want = "running compiled" if self.build == "compiled" else "running pure Python"
+            log = self.log_path.read_text()
+            if want not in log:
+                line = next((x for x in log.splitlines() if "] running " in x), "(no line)")
+                raise RuntimeError(f"{self.name}: asked for the {self.build} build; {line}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -266,8 +313,9 @@ def server(
     checks: list[dict[str, Any]],
     flags: list[str],
     source: Path | None = None,
+    build: str | None = None,
 ) -> Iterator[Server]:
-    running = Server(tmp, name, checks, flags, source)
+    running = Server(tmp, name, checks, flags, source, build)
     try:
         yield running
     finally:
@@ -315,17 +363,131 @@ def steady_case(
     ports: list[int],
     seconds: float,
     source: Path | None = None,
+    build: str | None = None,
+    kind: str = "tcp",
 ) -> dict[str, Any]:
     """n checks; once all ran, a window in which a fetch changes 10% of the set."""
-    checks = tcp_checks(n, interval, ports)
+    checks = kind_checks(kind, n, interval, ports)
     changed = [dict(c, timeout="900ms") if c["id"] % 10 == 0 else c for c in checks]
-    wait_for_time_wait_to_drain()
-    with server(tmp, name, checks, [], source) as srv:
+    # TCP: the checks leave TIME_WAIT sockets on this side (see the module docstring).
+    wait_for_time_wait_to_drain(5_000 if kind == "tcp" else 100_000)
+    with server(tmp, name, checks, [], source, build) as srv:
         srv.wait_all_ran(n)
         time.sleep(3.0)  # the start-up logging and the first re-notify settle
         result = window(srv, seconds, midway=lambda: srv.write_checks(changed))
         result["all_ran_after_s"] = srv.stats()["all_ran_after_s"]
     return {"case": name, "checks": n, "interval": interval, **result}
+
+
+def floor_pace(
+    floor: Path, kind: str, rate: int, ports: list[int], seconds: float
+) -> dict[str, Any]:
+    """The C floor doing the same checks at the same pace (``floor pace``)."""
+    wait_for_time_wait_to_drain(5_000 if kind == "tcp" else 100_000)
+    out = subprocess.run(
+        [str(floor), "pace", kind, "127.0.0.1", str(rate), str(seconds), *map(str, ports)],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout  # fmt: skip
+    fields = dict(part.split("=") for part in out.split())
+    return {
+        "cpu_us": float(fields["cpu_us_per_check"]),
+        "user_us": float(fields["user_us_per_check"]),
+        "kernel_us": float(fields["sys_us_per_check"]),
+        "failed": int(fields["fail"]),
+    }
+
+
+# (case, check type, checks at 1 s, target kind)
+BUILD_CASES = {"10k": ("tcp", 10_000), "http": ("http", 1_000), "udp": ("udp", 10_000)}
+
+
+def builds_case(
+    tmp: Path,
+    case: str,
+    targets: dict[str, Target],
+    floor: Path | None,
+    builds: list[str],
+    seconds: float,
+    rounds: int,
+    source: Path | None,
+) -> dict[str, Any]:
+    """The case with every build, the C floor and the baseline (if any), alternately
+    ``rounds`` times: medians of user, kernel and total CPU per check for each."""
+    kind, n = BUILD_CASES[case]
+    ports = targets[kind].ports
+    variants = [*(["floor"] if floor is not None else []), *builds]
+    if source is not None:
+        variants.append("baseline")
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for round_number in range(rounds):
+        shift = round_number % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            print(f"  {case} round {round_number + 1}: {variant} ...", flush=True)
+            if variant == "floor":
+                assert floor is not None
+                runs[variant].append(floor_pace(floor, kind, n, ports, seconds))
+            else:
+                runs[variant].append(
+                    steady_case(
+                        tmp, f"{case}-{variant}-{round_number}", n, "1s", ports, seconds,
+                        source=source if variant == "baseline" else None,
+                        build=None if variant == "baseline" else variant,
+                        kind=kind,
+                    )
+                )  # fmt: skip
+    medians = {
+        v: {key: statistics.median(x[key] for x in r) for key in ("cpu_us", "user_us", "kernel_us")}
+        for v, r in runs.items()
+    }
+    for v, r in runs.items():
+        if v != "floor":
+            medians[v]["p99_ms"] = statistics.median(x["p99_ms"] for x in r)
+            medians[v]["checks_per_s"] = statistics.median(x["checks_per_s"] for x in r)
+            medians[v]["rss_mib"] = statistics.median(x["rss_mib"] for x in r)
+    return {
+        "case": f"{case}-builds",
+        "kind": kind,
+        "checks": n,
+        "rounds": rounds,
+        "medians": medians,
+        "runs": runs,
+    }
+
+
+def print_builds(result: dict[str, Any], window_s: float) -> None:
+    med = result["medians"]
+    floor = med.get("floor")
+    print(
+        f"\n{result['checks']:,} {result['kind'].upper()} checks at 1 s, all processes of "
+        f"the server; window {window_s:g} s; medians of {result['rounds']} alternating runs"
+    )
+    print(
+        f"{'':>10} {'user us':>8} {'kernel us':>9} {'total us':>8} {'x floor':>8} "
+        f"{'checks/s':>9} {'p99 ms':>7} {'RSS MiB':>8}"
+    )
+    for variant, m in med.items():
+        ratio = f"{m['cpu_us'] / floor['cpu_us']:.2f}x" if floor else "-"
+        extra = (
+            f"{m['checks_per_s']:9.0f} {m['p99_ms']:7.2f} {m['rss_mib']:8.1f}"
+            if "p99_ms" in m
+            else f"{'':>9} {'':>7} {'':>8}"
+        )
+        print(
+            f"{variant:>10} {m['user_us']:8.1f} {m['kernel_us']:9.1f} {m['cpu_us']:8.1f} "
+            f"{ratio:>8} {extra}"
+        )
+    if "pure" in med and "compiled" in med:
+        pure, compiled = med["pure"], med["compiled"]
+        print(
+            f"compiled/pure: user CPU {compiled['user_us'] / pure['user_us']:.2f}x "
+            f"(target <= 0.5), total {compiled['cpu_us'] / pure['cpu_us']:.2f}x"
+        )
+    if floor and "compiled" in med:
+        print(
+            f"compiled/floor: total CPU {med['compiled']['cpu_us'] / floor['cpu_us']:.2f}x "
+            f"(target <= 1.4); the floor's kernel part alone is "
+            f"{floor['kernel_us']:.1f} us, the compiled server's {med['compiled']['kernel_us']:.1f}"
+        )
 
 
 def big_case(tmp: Path, ports: list[int], seconds: float) -> dict[str, Any]:
@@ -487,9 +649,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", default="10k,50k,100k,rate,churn,shrink")
+    parser.add_argument("--cases", default="10k,http,udp,50k,100k,rate,churn,shrink")
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per case")
     parser.add_argument("--baseline", default="default", help="git rev, or none")
+    parser.add_argument(
+        "--builds", default=",".join(BUILDS), help="builds for 10k, http, udp: pure,compiled"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs (10k, http, udp)")
     parser.add_argument("--churn-minutes", type=float, default=5.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--server-arg", action="append", default=[], help="extra server flag")
@@ -503,13 +669,34 @@ def main() -> int:
     baseline = default_baseline() if args.baseline == "default" else args.baseline
     if baseline == "none":
         baseline = None
+    builds = [b for b in args.builds.split(",") if b]
+    compiled_there = seesaw_healthcheck.manifest_modules and not seesaw_healthcheck.stale_module
+    if "compiled" in builds and not compiled_there:
+        print("note: no compiled build here (run `make compiled`); plain Python only")
+        builds.remove("compiled")
     tmp = Path(tempfile.mkdtemp(prefix="ssw-bench-", dir="/tmp"))
-    target = Target(floor_binary())
+    floor = floor_binary()
+    target = Target(floor)
+    targets = {"tcp": target}
+    if floor is not None:
+        for kind in ("http", "udp"):
+            if kind in cases:
+                targets[kind] = Target(floor, kind)
     results: list[dict[str, Any]] = []
     try:
         with contextlib.ExitStack() as stack:
             source = stack.enter_context(checkout(baseline, tmp)) if baseline else None
-            for name, n, interval in (("10k", 10_000, "1s"), ("50k", 50_000, "5s")):
+            for name in BUILD_CASES:
+                if name not in cases:
+                    continue
+                if BUILD_CASES[name][0] not in targets:
+                    print(f"skip {name}: needs the C floor's target (gcc)")
+                    continue
+                print(f"running {name} with {', '.join(builds)} and the C floor ...", flush=True)
+                results.append(
+                    builds_case(tmp, name, targets, floor, builds, args.window, args.rounds, source)
+                )
+            for name, n, interval in (("50k", 50_000, "5s"),):
                 if name not in cases:
                     continue
                 print(f"running {name}: {n} TCP checks every {interval} ...", flush=True)
@@ -536,17 +723,22 @@ def main() -> int:
             print("running shrink: 100,000 checks, then 10 ...", flush=True)
             results.append(shrink_case(tmp, target.ports))
     finally:
-        target.close()
+        for running in targets.values():
+            running.close()
         if args.keep:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    for r in results:
+        if r["case"].endswith("-builds"):
+            print_builds(r, args.window)
     print(f"\ntarget: {target.kind}; window {args.window:g} s; all processes of the server")
     steady = [r for r in results if "checks_per_s" in r and not r["case"].startswith("rate")]
-    print_table(steady)
+    if steady:
+        print_table(steady)
     by_case = {r["case"]: r for r in results}
-    for name in ("10k", "50k"):
+    for name in ("50k",):
         if name in by_case and f"{name}-baseline" in by_case:
             now, before = by_case[name], by_case[f"{name}-baseline"]
             print(

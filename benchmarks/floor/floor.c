@@ -12,6 +12,12 @@
  *       Prints "port=N" once listening (PORT 0 picks one), serves until killed.
  *   floor serve tcp HOST 0 COUNT
  *       The same on COUNT ephemeral ports in one epoll loop, a "port=N" line each.
+ *   floor pace tcp|http|udp HOST RATE SECONDS PORT...
+ *       The server's load, in C: RATE checks a second for SECONDS, each started at its
+ *       own time (evenly spaced; the loop sleeps in epoll_wait until the next is due), on
+ *       the PORTs in turn, with the syscalls of the server's checkers (tcp and http read
+ *       TCP_INFO's state after SO_ERROR, as their connect does). Prints one line:
+ *       "cpu_us_per_check=F user_us_per_check=F sys_us_per_check=F ok=N fail=N".
  *
  * Built by benchmarks/checkers_bench.py: gcc -O2 -o build/floor/floor floor.c
  */
@@ -19,6 +25,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,19 +146,30 @@ static void start_check(void) {
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl add");
 }
 
+static int with_peer_check; /* pace mode: a connect is checked as the server's is */
+
+/* 0 when connected: SO_ERROR, then (pace mode) the TCP state (not SYN_SENT or CLOSE). */
+static int connect_error(int fd) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (!err && with_peer_check) {
+        unsigned char state = 0;
+        socklen_t slen = 1;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &state, &slen) < 0) err = errno;
+        else if (state == 2 || state == 7) err = ENOTCONN;
+    }
+    return err;
+}
+
 static void on_event(int fd) {
     char buf[4096];
     if (!slots[fd].active) return;
     if (kind == TCP) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        finish(fd, err == 0);
+        finish(fd, connect_error(fd) == 0);
     } else if (kind == HTTP) {
         if (!slots[fd].sent) {
-            int err = 0;
-            socklen_t len = sizeof err;
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            int err = connect_error(fd);
             if (err || send(fd, http_request, http_request_len, MSG_NOSIGNAL) < 0) {
                 finish(fd, 0);
                 return;
@@ -209,6 +227,58 @@ static int run_checks(const char *host, int port, long n, int k) {
     double cpu = cpu_s() - cpu0, user = user_s() - user0, wall = now_s() - wall0;
     printf("cpu_us_per_check=%.3f user_us_per_check=%.3f wall_s=%.3f ok=%ld fail=%ld\n",
            cpu * 1e6 / n, user * 1e6 / n, wall, ok, fail);
+    return 0;
+}
+
+/* --- pace mode ----------------------------------------------------------------------- */
+
+static double sys_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static void set_port(int port) {
+    if (target.ss_family == AF_INET6) ((struct sockaddr_in6 *)&target)->sin6_port = htons(port);
+    else ((struct sockaddr_in *)&target)->sin_port = htons(port);
+}
+
+static int run_paced(const char *host, int rate, double seconds, int nports, char **ports) {
+    target_len = make_addr(host, atoi(ports[0]), &target);
+    with_peer_check = 1;
+    http_request_len = snprintf(http_request, sizeof http_request,
+                                "GET / HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: Go-http-client/1.1\r\n"
+                                "Accept-Encoding: gzip\r\n\r\n",
+                                host, ports[0]);
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) die("epoll_create1");
+    struct epoll_event events[1024];
+    long n = (long)(rate * seconds);
+    double spacing = 1.0 / rate;
+    double t0 = now_s(), cpu0 = cpu_s(), user0 = user_s(), sys0 = sys_s();
+    while (ok + fail < n) {
+        double t = now_s();
+        while (started_checks < n && t0 + started_checks * spacing <= t) {
+            set_port(atoi(ports[started_checks % nports]));
+            start_check();
+        }
+        int timeout_ms = 100;
+        if (started_checks < n) {
+            double wait = t0 + started_checks * spacing - t;
+            timeout_ms = wait <= 0 ? 0 : (int)(wait * 1000) + 1; /* rounded up, as Python's */
+        }
+        int got = epoll_wait(ep, events, 1024, timeout_ms);
+        if (got < 0 && errno != EINTR) die("epoll_wait");
+        for (int i = 0; i < got; i++) on_event(events[i].data.fd);
+        if (started_checks == n && got == 0) { /* the last ones: give up after 2 s */
+            double now = now_s();
+            for (int fd = 0; fd < MAX_FD; fd++)
+                if (slots[fd].active && now - slots[fd].started > 2.0) finish(fd, 0);
+        }
+    }
+    double cpu = cpu_s() - cpu0, user = user_s() - user0, sys = sys_s() - sys0;
+    printf("cpu_us_per_check=%.3f user_us_per_check=%.3f sys_us_per_check=%.3f ok=%ld fail=%ld\n",
+           cpu * 1e6 / n, user * 1e6 / n, sys * 1e6 / n, ok, fail);
     return 0;
 }
 
@@ -344,6 +414,10 @@ int main(int argc, char **argv) {
         kind = parse_kind(argv[2]);
         return run_checks(argv[3], atoi(argv[4]), atol(argv[5]), atoi(argv[6]));
     }
+    if (argc >= 7 && !strcmp(argv[1], "pace")) {
+        kind = parse_kind(argv[2]);
+        return run_paced(argv[3], atoi(argv[4]), atof(argv[5]), argc - 6, argv + 6);
+    }
     if (argc == 6 && !strcmp(argv[1], "serve") && !strcmp(argv[2], "tcp")) {
         kind = TCP;
         return serve_tcp_ports(argv[3], atoi(argv[5]));
@@ -355,7 +429,8 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: %s check tcp|http|udp|dns HOST PORT N K\n"
             "       %s serve tcp|http|udp|dns HOST PORT\n"
-            "       %s serve tcp HOST 0 COUNT\n",
-            argv[0], argv[0], argv[0]);
+            "       %s serve tcp HOST 0 COUNT\n"
+            "       %s pace tcp|http|udp HOST RATE SECONDS PORT...\n",
+            argv[0], argv[0], argv[0], argv[0]);
     return 2;
 }

@@ -28,7 +28,7 @@ import pickle
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from seesaw_healthcheck import model
 from seesaw_healthcheck.reactor import Reactor, Task, writable
@@ -59,7 +59,7 @@ __all__ = [
 # control -> worker
 APPLY = 1  # (APPLY, seq, requested_at, adds, updates, removes); see Worker.apply
 # worker -> control
-REPORTS = 10  # (REPORTS, [(id, state, message, start_unix_ns, duration_ns, failures,
+REPORTS: Final = 10  # (REPORTS, [(id, state, message, start_unix_ns, duration_ns, failures,
 #                          successes, transition), ...])
 LOG = 11  # (LOG, levelno, logger name, text)
 APPLIED = 12  # (APPLIED, seq, checks running)
@@ -127,17 +127,17 @@ class FrameReader:
 
 # One check's latest result: id (to tell a reused slot from its old check), LastCheck as
 # Unix ns, Duration ns, failures, successes, consecutive failures, state.
-SLOT = struct.Struct("<QqqQQIB")
-SLOT_SIZE = 64
+SLOT: Final = struct.Struct("<QqqQQIB")
+SLOT_SIZE: Final = 64
 MAX_SLOTS = 1 << 22  # per worker; the mapping is sparse, so this costs address space only
 
 # The checker types, in the order of the per-type counters.
 CHECKER_KINDS: tuple[str, ...] = tuple(model.CHECKER_KINDS.values())
 
 # Lateness of a run against its scheduled slot, seconds: 1 µs to ~100 s in steps of ~12%.
-LATENESS_BOUNDS: tuple[float, ...] = tuple(1e-6 * 1.122**k for k in range(164))
+LATENESS_BOUNDS: Final[tuple[float, ...]] = tuple(1e-6 * 1.122**k for k in range(164))
 # Check durations, seconds (Prometheus-style buckets, 100 µs to 30 s).
-DURATION_BOUNDS: tuple[float, ...] = (
+DURATION_BOUNDS: Final[tuple[float, ...]] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
@@ -154,7 +154,7 @@ HEADER = struct.Struct(
     + f"{_KINDS * _DURATION_BUCKETS}Q"  # duration histogram per kind
     + f"{_KINDS}d"  # duration sum per kind
 )
-HEADER_SIZE = 8192
+HEADER_SIZE: Final = 8192
 assert HEADER.size <= HEADER_SIZE
 
 

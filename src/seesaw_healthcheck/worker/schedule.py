@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from seesaw_healthcheck.channel import (
     CHECKER_KINDS,
@@ -22,6 +22,7 @@ from seesaw_healthcheck.channel import (
     Resume,
 )
 from seesaw_healthcheck.model import Config, checker_kind
+from seesaw_healthcheck.reactor import Reactor, Task, Timer
 from seesaw_healthcheck.worker.check import DRY_RUN_MESSAGE, Check
 
 __all__ = ["FIRST_ROUND_SHARE", "Schedule", "ScheduledCheck"]
@@ -32,29 +33,9 @@ __all__ = ["FIRST_ROUND_SHARE", "Schedule", "ScheduledCheck"]
 FIRST_ROUND_SHARE: Final = 0.9
 
 _KIND_INDEX: Final = {name: index for index, name in enumerate(CHECKER_KINDS)}
-
-
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
-
-
-class TaskHandle(Protocol):
-    def cancel(self) -> None: ...
-
-
-class ReactorLike(Protocol):
-    """What the schedule needs of ``seesaw_healthcheck.reactor.Reactor``."""
-
-    def time(self) -> float: ...
-
-    def call_at(self, when: float, cb: Callable[[], Any]) -> TimerHandle: ...
-
-    def spawn(
-        self,
-        coro: Coroutine[Any, Any, Any],
-        deadline: float | None = None,
-        on_done: Callable[[Any], Any] | None = None,
-    ) -> TaskHandle: ...
+# Final: compiled code calls these without looking them up on their modules each time.
+_bisect_left: Final = bisect.bisect_left
+_time_ns: Final = time.time_ns
 
 
 RunCheck = Callable[[Any, float], Coroutine[Any, Any, Any]]
@@ -105,8 +86,8 @@ class ScheduledCheck(Check):
         self.timeout_s = schedule.timeout_for(config)
         self.next_slot = 0.0
         self.rephase = 0.0  # taken off the second slot once: from the first round's phase
-        self.timer: TimerHandle | None = None
-        self.task: TaskHandle | None = None
+        self.timer: Timer | None = None
+        self.task: Task | None = None
         self.running = False
         self.ran_here = False  # ran since this worker got it
         self.start_time = 0.0
@@ -162,7 +143,7 @@ class ScheduledCheck(Check):
             stats.skipped_busy += 1
             return
         late = now - slot
-        stats.lateness[bisect.bisect_left(LATENESS_BOUNDS, late)] += 1
+        stats.lateness[_bisect_left(LATENESS_BOUNDS, late)] += 1
         stats.lateness_sum += late
         if late > stats.max_lateness:
             stats.max_lateness = late
@@ -196,12 +177,10 @@ class ScheduledCheck(Check):
         kind = self.kind
         stats.results[2 * kind + (not success)] += 1
         seconds = duration_ns / 1e9
-        stats.durations[
-            _DURATION_BUCKETS * kind + bisect.bisect_left(DURATION_BOUNDS, seconds)
-        ] += 1
+        stats.durations[_DURATION_BUCKETS * kind + _bisect_left(DURATION_BOUNDS, seconds)] += 1
         stats.duration_sums[kind] += seconds
         # LastCheck is when the check started, as Seesaw's `start := time.Now()`.
-        changed = self.record(success, message, duration_ns, time.time_ns() - duration_ns)
+        changed = self.record(success, message, duration_ns, _time_ns() - duration_ns)
         if changed:
             stats.transitions += 1
         schedule.on_result(self, changed)
@@ -220,7 +199,7 @@ class Schedule:
 
     def __init__(
         self,
-        reactor: ReactorLike,
+        reactor: Reactor,
         *,
         run_check: RunCheck,
         timeout_for: TimeoutFor,
