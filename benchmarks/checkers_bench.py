@@ -133,7 +133,7 @@ def start_target(floor: Path, kind: str) -> tuple[subprocess.Popen[str], int]:
     return proc, int(line.partition("=")[2])
 
 
-def run_floor(floor: Path, kind: str, port: int, count: int, inflight: int) -> float:
+def run_floor(floor: Path, kind: str, port: int, count: int, inflight: int) -> tuple[float, float]:
     out = subprocess.run(
         [str(floor), "check", kind, HOST, str(port), str(count), str(inflight)],
         check=True,
@@ -144,7 +144,7 @@ def run_floor(floor: Path, kind: str, port: int, count: int, inflight: int) -> f
     fields = dict(part.split("=") for part in out.split())
     if int(fields["fail"]):
         print(f"  note: C floor {kind}: {fields['fail']} of {count} checks failed")
-    return float(fields["cpu_us_per_check"])
+    return float(fields["cpu_us_per_check"]), float(fields["user_us_per_check"])
 
 
 def check_floor_request(floor: Path, make: Callable[[int], Any]) -> None:
@@ -186,13 +186,19 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def user_seconds() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def run_python(checker: Any, count: int, inflight: int, timeout_s: float) -> tuple[float, int, str]:
-    """CPU-µs per check, failures, and the first failure's text."""
+def run_python(
+    checker: Any, count: int, inflight: int, timeout_s: float
+) -> tuple[float, float, int, str]:
+    """CPU-µs per check, of it user CPU, failures, and the first failure's text."""
     reactor = Reactor()
     started = finished = failed = 0
     pumping = False
@@ -223,15 +229,15 @@ def run_python(checker: Any, count: int, inflight: int, timeout_s: float) -> tup
             pump()
 
     reactor.call_later(120, reactor.stop)  # a bound, should anything hang
-    cpu0 = cpu_seconds()
+    cpu0, user0 = cpu_seconds(), user_seconds()
     pump()
     if finished < count:
         reactor.run_forever()
-    cpu = cpu_seconds() - cpu0
+    cpu, user = cpu_seconds() - cpu0, user_seconds() - user0
     reactor.close()
     if finished < count:
         print(f"  note: only {finished} of {count} checks finished in time")
-    return cpu * 1e6 / max(1, finished), failed, first_failure
+    return cpu * 1e6 / max(1, finished), user * 1e6 / max(1, finished), failed, first_failure
 
 
 BUILDS = ("pure", "compiled")
@@ -244,9 +250,10 @@ def compiled_available() -> bool:
 
 def run_build(
     build: str, kind: str, port: int, count: int, inflight: int, timeout_s: float
-) -> tuple[float, int, str]:
+) -> tuple[float, float, int, str]:
     """``run_python`` in a child process on one build of the package ("pure" or
-    "compiled"), after a warm-up there: (CPU-µs per check, failures, first failure)."""
+    "compiled"), after a warm-up there: (CPU-µs per check, of it user, failures, first
+    failure)."""
     env = {k: v for k, v in os.environ.items() if k != seesaw_healthcheck.PURE_PYTHON_ENV}
     if build == "pure":
         env[seesaw_healthcheck.PURE_PYTHON_ENV] = "1"
@@ -256,7 +263,7 @@ def run_build(
         env=env, capture_output=True, text=True, timeout=300, check=True,
     ).stdout  # fmt: skip
     answer = json.loads(out.splitlines()[-1])
-    return answer["us"], answer["failed"], answer["first_failure"]
+    return answer["us"], answer["user_us"], answer["failed"], answer["first_failure"]
 
 
 def child(kind: str, port: int, count: int, inflight: int, timeout_s: float, build: str) -> int:
@@ -267,14 +274,16 @@ def child(kind: str, port: int, count: int, inflight: int, timeout_s: float, bui
     (case,) = [c for c in CASES if c.kind == kind]
     checker = case.make(port)
     run_python(checker, 200, 100, 2.0)
-    us, failed, first_failure = run_python(checker, count, inflight, timeout_s)
-    print(json.dumps({"us": us, "failed": failed, "first_failure": first_failure}))
+    us, user_us, failed, first_failure = run_python(checker, count, inflight, timeout_s)
+    print(
+        json.dumps({"us": us, "user_us": user_us, "failed": failed, "first_failure": first_failure})
+    )
     return 0
 
 
 def run_hand_python(
     kind: str, port: int, count: int, inflight: int, request: bytes = b""
-) -> float | None:
+) -> tuple[float, float] | None:
     """A hand-written Python epoll loop doing the same syscalls as the C floor, without
     our reactor, tasks or Results: what any Python framework on top of it starts from.
     ``request``: for http, the bytes to send (our checker's, from ``build_request``)."""
@@ -302,7 +311,7 @@ def run_hand_python(
             sock.send(b"ping")
             ep.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
 
-    cpu0 = cpu_seconds()
+    cpu0, user0 = cpu_seconds(), user_seconds()
     while started < min(inflight, count):
         start()
     while finished < count:
@@ -324,9 +333,9 @@ def run_hand_python(
             finished += 1
             if started < count:
                 start()
-    cpu = cpu_seconds() - cpu0
+    cpu, user = cpu_seconds() - cpu0, user_seconds() - user0
     ep.close()
-    return cpu * 1e6 / count
+    return cpu * 1e6 / count, user * 1e6 / count
 
 
 def main() -> int:
@@ -348,6 +357,7 @@ def main() -> int:
 
     floor = build_floor()
     rows: list[list[str]] = []
+    user_rows: list[list[str]] = []
     exchange_rows: list[list[str]] = []
     for case in CASES:
         if args.only and case.kind not in args.only:
@@ -372,12 +382,13 @@ def main() -> int:
                 if case.floor and floor is not None:
                     check_floor_request(floor, case.make)
             # See that the check passes here (each build's child warms up on its own).
-            _, warm_failed, warm_text = run_python(checker, 200, 100, 2.0)
+            _, _, warm_failed, warm_text = run_python(checker, 200, 100, 2.0)
             if warm_failed == 200:
                 print(f"skip {case.kind}: every check fails here: {warm_text}")
                 continue
             order = ["c", "hand", *builds]
             runs: dict[str, list[float]] = {which: [] for which in order}
+            user_runs: dict[str, list[float]] = {which: [] for which in order}
             # The target's CPU per check during each run: the other half of the exchange.
             target_us: dict[str, list[float]] = {which: [] for which in order}
             failures = 0
@@ -390,18 +401,22 @@ def main() -> int:
                     target_cpu0 = process_cpu_seconds(proc.pid) if proc is not None else 0.0
                     ran = True
                     if which == "c" and case.floor and floor is not None:
-                        runs[which].append(run_floor(floor, case.kind, port, count, args.inflight))
+                        total, user = run_floor(floor, case.kind, port, count, args.inflight)
+                        runs[which].append(total)
+                        user_runs[which].append(user)
                     elif which == "hand" and case.target:
                         hand = run_hand_python(case.kind, port, count, args.inflight, request)
                         if hand is not None:
-                            runs[which].append(hand)
+                            runs[which].append(hand[0])
+                            user_runs[which].append(hand[1])
                         else:
                             ran = False
                     elif which in BUILDS:
-                        us, failed, text = run_build(
+                        us, user, failed, text = run_build(
                             which, case.kind, port, count, args.inflight, 5.0
                         )
                         runs[which].append(us)
+                        user_runs[which].append(user)
                         if failed and not failures:
                             print(f"  note: {case.kind} ({which}): {failed} failed, first: {text}")
                         failures += failed
@@ -419,6 +434,18 @@ def main() -> int:
                 return f"{value:.1f} ({value / base:.2f}x)" if base else f"{value:.1f}"
 
             pure, compiled = med.get("pure"), med.get("compiled")
+            user_med = {w: statistics.median(v) for w, v in user_runs.items() if v}
+            user_pure, user_compiled = user_med.get("pure"), user_med.get("compiled")
+            user_rows.append(
+                [
+                    case.kind,
+                    cell(user_med.get("c"), None),
+                    cell(user_med.get("hand"), None),
+                    cell(user_pure, None),
+                    cell(user_compiled, None),
+                    f"{user_compiled / user_pure:.2f}x" if user_pure and user_compiled else "-",
+                ]
+            )
             rows.append(
                 [
                     case.kind,
@@ -453,6 +480,12 @@ def main() -> int:
          "runs"],
         rows,
     )  # fmt: skip
+    print()
+    print("Of it user CPU (the rest is the kernel's), µs (medians):")
+    _print_table(
+        ["type", "C floor", "bare Python epoll", "pure Python", "compiled", "compiled/pure"],
+        user_rows,
+    )
     if exchange_rows:
         # On loopback the kernel's work for a packet is charged partly to the sender and
         # partly to the receiver, so the whole exchange is the checker plus the target

@@ -612,12 +612,19 @@ class Reactor:
     def _step(self, task: Task, exc: BaseException | None) -> None:
         """Resume ``task`` and serve what it asks for, until it waits or finishes."""
         running = _RUNNING
-        coro = task.coro
+        coro: Any = task.coro
         while True:
             outer = running.task
             running.task = task
             try:
-                req = coro.send(None) if exc is None else coro.throw(exc)
+                if exc is not None:
+                    req = coro.throw(exc)
+                elif COMPILED:
+                    # _outcome's compiled coroutine is an iterator too: next() resumes it
+                    # without looking a method up (and it never ends in StopIteration).
+                    req = next(coro)
+                else:
+                    req = coro.send(None)
             except StopIteration as stop:
                 running.task = outer
                 self._complete(task, stop.value)

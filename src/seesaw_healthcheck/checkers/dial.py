@@ -26,7 +26,6 @@ import ipaddress
 import os
 import socket
 import ssl
-from dataclasses import dataclass
 from errno import EINPROGRESS
 from socket import IPPROTO_TCP, SO_ERROR, SOL_SOCKET, TCP_INFO
 from typing import Final
@@ -64,15 +63,35 @@ TIMEOUT_TEXT: Final = "i/o timeout"
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
 
 
-@dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where a target's packets go: socket family, sockaddr and Go's ``addr()`` text."""
+    """Where a target's packets go: socket family, sockaddr and Go's ``addr()`` text.
 
-    family: socket.AddressFamily
-    sockaddr: SockAddr
-    addr: str  # 127.0.0.1:80 or [::1]:80
-    host: str  # 127.0.0.1 or ::1
-    version: int  # 4 or 6, for Go's network names (tcp4, udp6)
+    Read-only by convention (cached and shared). A plain class: every check reads it, and
+    compiled code reads a plain class's attributes directly (a dataclass with slots stays
+    an interpreted class).
+    """
+
+    __slots__ = ("addr", "family", "host", "sockaddr", "version")
+
+    def __init__(
+        self,
+        family: socket.AddressFamily,
+        sockaddr: SockAddr,
+        addr: str,  # 127.0.0.1:80 or [::1]:80
+        host: str,  # 127.0.0.1 or ::1
+        version: int,  # 4 or 6, for Go's network names (tcp4, udp6)
+    ) -> None:
+        self.family = family
+        self.sockaddr = sockaddr
+        self.addr = addr
+        self.host = host
+        self.version = version
+
+    def __repr__(self) -> str:
+        return (
+            f"Endpoint(family={self.family!r}, sockaddr={self.sockaddr!r}, "
+            f"addr={self.addr!r}, host={self.host!r}, version={self.version!r})"
+        )
 
 
 # (ip, port) -> Endpoint, for valid targets only. A plain dict a check can index inline
