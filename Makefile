@@ -19,14 +19,14 @@ APT_UPDATE = for try in $$(seq 60); do \
 
 .PHONY: test test-pure lint bench demo go go-grpc peers proto fuzz clean cc compiled
 
+# The editable install is not compiled: the `compiled` target builds in place with the
+# venv's mypyc, and again whenever a compiled module's source changes.
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV) 2>/dev/null || { \
 	  echo "python3 -m venv failed: installing Debian's python3-venv"; \
 	  $(APT_UPDATE); DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq python3-venv; \
 	  python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	# Not compiled here: the `compiled` target builds in place with the venv's mypyc, and
-	# again whenever a compiled module's source changes.
 	SEESAW_HEALTHCHECK_COMPILE=0 $(PY) -m pip install -q -e '.[test,dev]'
 	@touch $@
 
