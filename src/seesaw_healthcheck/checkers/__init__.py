@@ -21,26 +21,13 @@ from seesaw_healthcheck.checkers.base import (
     timed_out,
     timeout_for,
 )
-from seesaw_healthcheck.model import (
-    DNSChecker,
-    HTTPChecker,
-    PingChecker,
-    RADIUSChecker,
-    TCPChecker,
-    UDPChecker,
-)
+from seesaw_healthcheck.model import CHECKER_KINDS
 from seesaw_healthcheck.reactor import limit_deadline
 
 __all__ = ["Result", "describe", "run", "timeout_for"]
 
-_MODULE_NAMES: dict[type, str] = {
-    TCPChecker: "tcp",
-    HTTPChecker: "http",
-    DNSChecker: "dns",
-    UDPChecker: "udp",
-    PingChecker: "ping",
-    RADIUSChecker: "radius",
-}
+# Each checker type's module is named after its kind (model.CHECKER_KINDS).
+_MODULE_NAMES = CHECKER_KINDS
 
 CheckFunction = Callable[[Any, float], Coroutine[Any, Any, Result]]
 # What run() calls per type: the module's check itself when the module declares GUARDED
