@@ -333,6 +333,7 @@ class Control:
             )
         ):
             self.first_applied_at = self.reactor.time()
+            self.systemd.notify("READY=1", f"STATUS={self.status_line()}")
 
     def _on_exit(self, worker: WorkerProcess, why: str) -> None:
         if worker.stopping:
