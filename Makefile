@@ -52,11 +52,13 @@ go-grpc: go
 	  $(APT_GET) update -qq && $(APT_GET) install -y -qq $(GO_GRPC_DEBS); \
 	fi
 
-# Real peers of the status page and /metrics tests: Debian's chromium and prometheus.
+# Real peers of the status page, /metrics and unit file tests: Debian's chromium,
+# prometheus and systemd (for systemd-analyze; installing it does not make it PID 1).
 peers:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "not found:$$missing; installing Debian's$$missing"; \
 	  $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \

@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -151,8 +151,9 @@ def http_get(url: str, timeout: float = 10.0) -> tuple[int, str, bytes]:
 
 class LiveServer:
     """The Go engine serving ``configs`` (None: no engine yet, see ``start_engine``) and
-    the server against it, its HTTP endpoint on a free loopback port; a context manager.
-    On exit: SIGTERM, and the exit status must be 0."""
+        the server against it (run by ``prefix`` if given), its HTTP endpoint on a free loopback
+    port; a context manager.
+        On exit: SIGTERM, and the exit status must be 0."""
 
     def __init__(
         self,
@@ -160,6 +161,7 @@ class LiveServer:
         configs: list[dict[str, Any]] | None,
         *flags: str,
         env: Mapping[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
         self.tmp = tmp
         self.port = free_port()
@@ -172,6 +174,7 @@ class LiveServer:
         self._configs = configs
         self._flags = flags
         self._env = dict(os.environ if env is None else env)
+        self._prefix = list(prefix)  # a command that runs the server (setpriv ...)
         self.engine: GoEngine | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -199,7 +202,7 @@ class LiveServer:
 
     def _start_server(self) -> None:
         args = [
-            sys.executable, "-m", "seesaw_healthcheck.cli.healthcheck",
+            *self._prefix, sys.executable, "-m", "seesaw_healthcheck.cli.healthcheck",
             "-engine", str(self.engine_socket), "-logtostderr",
             "-stats_file", str(self.stats_file), "-http_addr", f"127.0.0.1:{self.port}",
             *FAST, *self._flags,
