@@ -1,12 +1,15 @@
 """The status page (``/``) of the real server in Debian's headless ``chromium``: the dumped
 DOM holds every check's row with its state, type, description and message (ids beyond
 2^53 exact) and the totals; after a target flips, the open page shows the new state by
-itself (auto-refresh), and the test saves a PNG screenshot in its tmp dir."""
+itself (auto-refresh), and the test saves a PNG screenshot in its tmp dir. And the script
+that makes the README's screenshot."""
 
 from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from tests.live_server import running_fleet
 from tests.peers import chromium, status_page
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def assert_page_matches(dom: status_page.PageDom, document: dict[str, object]) -> None:
@@ -82,3 +86,20 @@ def test_status_page_shows_every_check_and_a_flip(short_tmp: Path, tmp_path: Pat
     data = shot.read_bytes()
     assert data.startswith(PNG_SIGNATURE)
     assert data[16:24] == (1280).to_bytes(4, "big") + (720).to_bytes(4, "big")
+
+
+@pytest.mark.slow
+def test_the_readme_screenshot_regenerates(tmp_path: Path) -> None:
+    """scripts/status_screenshot.py (how docs/status-page.png is made): the demo's checks
+    of docs/status-page.toml, the real server on a free port, chromium."""
+    out = tmp_path / "shot.png"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "status_screenshot.py"), "--out", str(out),
+         "--size", "1000x500"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = out.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert data[16:24] == (1000).to_bytes(4, "big") + (500).to_bytes(4, "big")
+    assert done.stdout == f"{out}: 1000x500, {len(data)} bytes\n"

@@ -6,7 +6,10 @@ checks from an in-process engine emulator on a Unix socket in a temporary direct
 engine receives it plus a table of all checks every few seconds. Ctrl-C (or
 ``--duration``) stops everything and removes the temporary directory and socket.
 
-Usage: ``python -m seesaw_healthcheck.cli.demo [--duration SECONDS] examples/demo.toml``
+The server serves its status page on ``--http-addr`` (default ``127.0.0.1:10258``).
+
+Usage: ``python -m seesaw_healthcheck.cli.demo [--duration SECONDS] [--http-addr HOST:PORT]
+examples/demo.toml``
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, TextIO
 from seesaw_healthcheck import model
 from seesaw_healthcheck.checkfile import ConfigError
 from seesaw_healthcheck.cli.engine import EngineEmulator, Received
+from seesaw_healthcheck.control.config import DEFAULT_HTTP_ADDR
 from seesaw_healthcheck.demo_targets import DemoTarget, TargetError, start_target
 from seesaw_healthcheck.goduration import format_duration, parse_duration
 
@@ -152,8 +156,11 @@ def _tail(path: str, lines: int = 20) -> str:
         return ""
 
 
-async def run_demo(config_path: str, duration: float | None, out: TextIO) -> int:
-    """Run the demo until Ctrl-C/SIGTERM or ``duration`` seconds; the exit status."""
+async def run_demo(
+    config_path: str, duration: float | None, out: TextIO, http_addr: str = DEFAULT_HTTP_ADDR
+) -> int:
+    """Run the demo until Ctrl-C/SIGTERM or ``duration`` seconds; the exit status.
+    ``http_addr``: the server's ``-http_addr`` (status page, /status, /metrics; "": off)."""
     settings = _demo_settings(config_path)
     tmp = tempfile.mkdtemp(prefix="seesaw-demo-")
     socket_path = os.path.join(tmp, "engine.sock")
@@ -186,6 +193,7 @@ async def run_demo(config_path: str, duration: float | None, out: TextIO) -> int
             "-engine", socket_path,
             "-fetch_interval", format_duration(settings["fetch_interval"]),
             "-notify_interval", format_duration(settings["notify_interval"]),
+            "-http_addr", http_addr,
         ]
         with open(server_log, "wb") as log_file:
             # Its own session: a terminal's Ctrl-C reaches the demo only, which then
@@ -195,6 +203,9 @@ async def run_demo(config_path: str, duration: float | None, out: TextIO) -> int
                 start_new_session=True,
             )
         print(f"  server seesaw-healthcheck -engine {socket_path} (pid {proc.pid})", file=out)
+        if http_addr:
+            print(f"  status page http://{http_addr}/  (seesaw-healthcheck-status "
+                  f"--url http://{http_addr} in a terminal)", file=out)
         print("Ctrl-C to stop. State changes as the engine receives them:\n",
               file=out, flush=True)
 
@@ -255,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="checks and demo targets (default %(default)s)")
     parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                         help="stop after this many seconds (default: run until Ctrl-C)")
+    parser.add_argument("--http-addr", default=DEFAULT_HTTP_ADDR, metavar="HOST:PORT",
+                        help='the server\'s status page and endpoints (default %(default)s; '
+                             '"": none)')
     args = parser.parse_args(argv)
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")
@@ -264,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     glog.setup("seesaw_demo", logtostderr=True)
     logging.getLogger().setLevel(logging.WARNING)
     try:
-        return asyncio.run(run_demo(args.config, args.duration, sys.stdout))
+        return asyncio.run(run_demo(args.config, args.duration, sys.stdout, args.http_addr))
     except DemoError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
