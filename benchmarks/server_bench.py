@@ -20,6 +20,9 @@ Cases (each bounded; `--cases` picks some):
           RSS every 10 s and its slope after the first minute (MB/min).
   shrink  100,000 checks, then 10: total RSS 60 s after the shrink, against a fresh server
           with the same 10 checks.
+  scrape  50,000 at 5 s, one server, two windows: plain, then with `/metrics` and `/status`
+          each fetched every second by the bench: p99 lateness of both, the CPU per check
+          ratio, and how long each fetch took (median and max; per check).
 
 Targets: the C floor's multi-port serve mode (benchmarks/floor) when a C compiler is
 present, else a Python accept loop. Caveat, measured here: every check closes first and
@@ -28,6 +31,7 @@ ports run out at 10,000 connects/s and runs go bistable, so the target listens o
 and each case first waits (up to 65 s) for the machine's TIME_WAIT count to drop.
 
 Usage: .venv/bin/python benchmarks/server_bench.py [--cases 10k,50k,...] [--window 30]
+       (e.g. --cases scrape --baseline none: only the scrape case)
 """
 
 from __future__ import annotations
@@ -35,13 +39,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -441,6 +449,100 @@ def shrink_case(tmp: Path, ports: list[int]) -> dict[str, Any]:
     }
 
 
+class Scraper:
+    """Fetches `/metrics`, then `/status`, at the start of every second (a thread); the
+    time of each from request to last byte, and the sizes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.times: dict[str, list[float]] = {"/metrics": [], "/status": []}
+        self.sizes: dict[str, int] = {}
+        self.late_ticks = 0  # seconds whose fetches started after the next second began
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def fetch(self, path: str) -> bytes:
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            body: bytes = response.read()
+        self.times[path].append(time.perf_counter() - t0)
+        self.sizes[path] = len(body)
+        return body
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            for path in self.times:
+                try:
+                    self.fetch(path)
+                except OSError as err:
+                    self.errors.append(f"{path}: {err}")
+            next_tick += 1.0
+            now = time.monotonic()
+            if next_tick < now:
+                self.late_ticks += 1
+                next_tick = now
+            self._stop.wait(next_tick - now)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def summary(self, checks: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"late_ticks": self.late_ticks, "errors": len(self.errors)}
+        for path, times in self.times.items():
+            name = path.strip("/")
+            times_ms = sorted(t * 1e3 for t in times)
+            out[f"{name}_fetches"] = len(times_ms)
+            out[f"{name}_median_ms"] = statistics.median(times_ms) if times_ms else math.nan
+            out[f"{name}_max_ms"] = times_ms[-1] if times_ms else math.nan
+            out[f"{name}_us_per_check"] = out[f"{name}_median_ms"] * 1e3 / checks
+            out[f"{name}_bytes"] = self.sizes.get(path, 0)
+        return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def scrape_case(tmp: Path, ports: list[int], seconds: float) -> list[dict[str, Any]]:
+    """50,000 checks at 5 s; a plain window, then one with /metrics and /status fetched
+    every second, on the same server."""
+    n = 50_000
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    wait_for_time_wait_to_drain()
+    flags = ["-http_addr", f"127.0.0.1:{port}"]
+    with server(tmp, "scrape", tcp_checks(n, "5s", ports), flags) as srv:
+        srv.wait_all_ran(n)
+        time.sleep(3.0)  # the start-up logging and the first re-notify settle
+        plain = window(srv, seconds)
+        scraper = Scraper(url)
+        listed = len(json.loads(scraper.fetch("/status"))["checks"])
+        if listed != n:
+            raise RuntimeError(f"/status listed {listed} checks, want {n}")
+        scraper.times["/status"].clear()
+        with scraper:
+            scraped = window(srv, seconds)
+        if scraper.errors:
+            print(f"  scrape errors: {scraper.errors[:3]}", flush=True)
+    common = {"checks": n, "interval": "5s"}
+    return [
+        {"case": "scrape-plain", **common, **plain},
+        {"case": "scrape-fetched", **common, **scraped, **scraper.summary(n)},
+    ]
+
+
 # --- baseline checkout -------------------------------------------------------------------
 
 
@@ -487,7 +589,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", default="10k,50k,100k,rate,churn,shrink")
+    parser.add_argument("--cases", default="10k,50k,100k,rate,churn,shrink,scrape")
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per case")
     parser.add_argument("--baseline", default="default", help="git rev, or none")
     parser.add_argument("--churn-minutes", type=float, default=5.0)
@@ -535,6 +637,13 @@ def main() -> int:
         if "shrink" in cases:
             print("running shrink: 100,000 checks, then 10 ...", flush=True)
             results.append(shrink_case(tmp, target.ports))
+        if "scrape" in cases:
+            print(
+                "running scrape: 50,000 TCP checks every 5s, plain, then /metrics and /status "
+                "fetched every second ...",
+                flush=True,
+            )
+            results.extend(scrape_case(tmp, target.ports, args.window))
     finally:
         target.close()
         if args.keep:
@@ -581,6 +690,27 @@ def main() -> int:
             f"10: {r['rss_60s_after_shrink_mib']:.1f} MiB; a fresh server with 10: "
             f"{r['rss_fresh_10_mib']:.1f} MiB ({r['over_fresh_mib']:+.1f} MiB)"
         )
+    if "scrape-plain" in by_case and "scrape-fetched" in by_case:
+        plain, fetched = by_case["scrape-plain"], by_case["scrape-fetched"]
+        print(
+            f"scrape: p99 lateness {plain['p99_ms']:.2f} ms plain, {fetched['p99_ms']:.2f} ms "
+            f"with /metrics and /status every second; CPU per check (all processes) "
+            f"{fetched['cpu_us'] / plain['cpu_us']:.3f}x ({fetched['cpu_us']:.1f} vs "
+            f"{plain['cpu_us']:.1f} us)"
+        )
+        for name in ("metrics", "status"):
+            print(
+                f"  /{name} of 50,000 checks: median {fetched[f'{name}_median_ms']:.1f} ms, "
+                f"max {fetched[f'{name}_max_ms']:.1f} ms "
+                f"({fetched[f'{name}_us_per_check']:.2f} us per check), "
+                f"{fetched[f'{name}_bytes'] / 1024:,.0f} KiB, "
+                f"{fetched[f'{name}_fetches']} fetches"
+            )
+        if fetched["late_ticks"] or fetched["errors"]:
+            print(
+                f"  {fetched['late_ticks']} seconds whose fetches overran into the next, "
+                f"{fetched['errors']} failed fetches"
+            )
     for r in results:
         print(json.dumps(r))
     return 0
