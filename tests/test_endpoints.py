@@ -215,3 +215,15 @@ def test_parse_request() -> None:
     for bad in (b"GET /", b"GET / SPDY/3", b"GET x HTTP/1.1", b"GET / HTTP/1.1\r\nNo"):
         with pytest.raises(HttpError):
             parse_request(bad)
+
+
+def test_an_engine_with_no_checks_makes_the_server_ready() -> None:
+    """A Seesaw node with no vservers: its first (empty) set is applied, so it is ready."""
+    control, _, _ = control_in_virtual_time(FakeEngine({}), ScriptedChecks())
+    try:
+        endpoints = Endpoints(control)
+        run_for(control, 1.0)
+        assert get(endpoints, "/readyz") == (200, b"ok: 0 checks\n")
+        assert get(endpoints, "/healthz")[0] == 200
+    finally:
+        control.close()

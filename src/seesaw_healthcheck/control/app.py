@@ -64,6 +64,8 @@ FILE_POLL_S = 1.0
 CALL_TIMEOUT_S = 30.0
 # /healthz fails when a worker's heartbeat (rewritten every 0.25 s) is older than this.
 LIVENESS_S = 1.0
+# ... and a worker that has not beaten yet is starting for this long, then stalled.
+STARTING_S = 10.0
 # Full re-notification is chunked so the control loop keeps reading reports in between.
 NOTIFY_CHUNK = 1000
 # A dead worker is restarted at once; one that dies again this soon after starting is
@@ -169,7 +171,7 @@ class Control:
         self._quick_deaths: dict[int, int] = {}  # worker -> deaths soon after a start
         self._pending_seq: dict[int, int] = {}  # worker -> seq that completes the delta
         self.first_config_at = 0.0  # reactor clock: the first fetch with checks was sent
-        self.first_answered_at = 0.0  # ... was answered
+        self.first_answered_at = 0.0  # reactor clock: the first set of checks arrived
         self.first_applied_at = 0.0  # ... every worker had taken its checks
         self.failed: str | None = None  # why run() stopped by itself, if it did
         self._tasks: list[Task] = []
@@ -230,9 +232,10 @@ class Control:
                     removes[entry.worker].append(check_id)
 
         self.last_applied_wall = time.time()
+        if not self.first_answered_at:  # the first set, even an empty one: ready then
+            self.first_answered_at = now
         if configs and not self.first_config_at:
             self.first_config_at = requested_at
-            self.first_answered_at = now
         for index, worker in enumerate(self.workers):
             if adds[index] or updates[index] or removes[index]:
                 self._send(worker, adds[index], updates[index], removes[index], requested_at)
@@ -326,7 +329,7 @@ class Control:
 
     def _check_first_applied(self) -> None:
         if (
-            self.first_config_at
+            self.first_answered_at
             and not self.first_applied_at
             and all(
                 worker.applied >= self._pending_seq.get(worker.index, 0) for worker in self.workers
@@ -402,7 +405,12 @@ class Control:
         for worker in self.workers:
             if not worker.alive:
                 return False, f"check worker {worker.index} is not running (restarting)"
-            age = now - worker.shared.header().heartbeat
+            beat = worker.shared.header().heartbeat
+            if beat < worker.started_at:
+                if now - worker.started_at < STARTING_S:
+                    return False, f"check worker {worker.index} (pid {worker.pid}) is starting"
+                beat = worker.started_at
+            age = now - beat
             if age > LIVENESS_S:
                 return (
                     False,
