@@ -49,6 +49,7 @@ from seesaw_healthcheck.control.updater import (
     file_fetcher,
 )
 from seesaw_healthcheck.control.workers import Launcher, WorkerProcess, spawn_worker, worker_for
+from seesaw_healthcheck.memory import SHRINK_RELEASE, release
 from seesaw_healthcheck.model import Config, State, Status, config_problem
 from seesaw_healthcheck.reactor import Clock, Reactor, Task, sleep
 
@@ -206,6 +207,8 @@ class Control:
         if gone:
             self.notifier.queue.discard(gone)
             self.hub.discard(gone)
+        if len(gone) >= SHRINK_RELEASE:
+            self.reactor.call_later(0.0, release)  # after this apply's own garbage
 
         for check_id, maybe_config in configs.items():
             # A nil *Config in the map runs nothing, like a nil checker.

@@ -25,7 +25,7 @@ from seesaw_healthcheck import checkers
 from seesaw_healthcheck.channel import SLOT, slot_offset
 from seesaw_healthcheck.control.http import HttpError
 from seesaw_healthcheck.control.table import Entry, Table
-from seesaw_healthcheck.model import CHECKER_KINDS, Mode, State, ip_from_bytes
+from seesaw_healthcheck.model import CHECKER_KINDS, Mode, State, ip_from_bytes, ip_text
 
 quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
@@ -72,7 +72,7 @@ def address_text(raw: bytes) -> str | None:
     if not raw:
         return None
     try:
-        return str(ip_from_bytes(raw))
+        return ip_text(raw)
     except ValueError:
         return raw.hex()
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from seesaw_healthcheck.channel import APPLY, Add, Endpoint, SharedTable
+from seesaw_healthcheck.channel import APPLY, Add, Endpoint, SharedTable, config_to_wire
 from seesaw_healthcheck.model import Config
 from seesaw_healthcheck.reactor import Reactor
 
@@ -170,9 +170,13 @@ class WorkerProcess:
         first = True
         for at in range(0, max(len(adds), 1), APPLY_CHUNK):
             self.seq += 1
-            chunk = adds[at : at + APPLY_CHUNK]
+            chunk = [
+                (slot, share, config_to_wire(config), resume)
+                for slot, share, config, resume in adds[at : at + APPLY_CHUNK]
+            ]
             if first:
-                endpoint.send((APPLY, self.seq, requested_at, chunk, updates, removes))
+                wired = [config_to_wire(config) for config in updates]
+                endpoint.send((APPLY, self.seq, requested_at, chunk, wired, removes))
                 first = False
             else:
                 endpoint.send((APPLY, self.seq, requested_at, chunk, [], []))

@@ -24,8 +24,10 @@ from seesaw_healthcheck.channel import (
     Endpoint,
     Header,
     SharedTable,
+    config_from_wire,
     slot_offset,
 )
+from seesaw_healthcheck.memory import SHRINK_RELEASE, release
 from seesaw_healthcheck.model import Config
 from seesaw_healthcheck.reactor import Reactor, Timer
 from seesaw_healthcheck.worker.schedule import RunCheck, Schedule, ScheduledCheck, TimeoutFor
@@ -78,7 +80,12 @@ class Worker:
 
     def _on_message(self, message: tuple[Any, ...]) -> None:
         if message[0] == APPLY:
-            _, seq, requested_at, adds, updates, removes = message
+            _, seq, requested_at, wired_adds, wired_updates, removes = message
+            adds = [
+                (slot, share, config_from_wire(wire), resume)
+                for slot, share, wire, resume in wired_adds
+            ]
+            updates = [config_from_wire(wire) for wire in wired_updates]
             self.apply(adds, updates, removes, requested_at)
             self.endpoint.send((APPLIED, seq, len(self.schedule.checks)))
         else:
@@ -94,6 +101,8 @@ class Worker:
         schedule = self.schedule
         for check_id in removes:
             schedule.remove(check_id)
+        if len(removes) >= SHRINK_RELEASE:
+            self.reactor.call_later(0.0, release)
         for config in updates:
             schedule.update(config)
         if adds:
