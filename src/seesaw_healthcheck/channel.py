@@ -45,6 +45,7 @@ __all__ = [
     "REPORTS",
     "SLOT",
     "SLOT_SIZE",
+    "STOP",
     "Add",
     "Endpoint",
     "FrameReader",
@@ -62,6 +63,7 @@ __all__ = [
 
 # control -> worker
 APPLY = 1  # (APPLY, seq, requested_at, adds, updates, removes); see Worker.apply
+STOP = 2  # (STOP,): send what is queued and exit (the control process restarts it)
 # worker -> control
 REPORTS = 10  # (REPORTS, [(id, state, message, start_unix_ns, duration_ns, failures,
 #                          successes, transition), ...])

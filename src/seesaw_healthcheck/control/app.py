@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# A worker that ran at least this many checks is recycled when they fall to a quarter.
+RECYCLE_PEAK = 10_000
 # A checks file is looked at this often (and read again when it changed).
 FILE_POLL_S = 1.0
 # How long the gRPC API waits for the control loop to answer.
@@ -243,6 +245,7 @@ class Control:
             if adds[index] or updates[index] or removes[index]:
                 self._send(worker, adds[index], updates[index], removes[index], requested_at)
         self._check_first_applied()
+        self._recycle_shrunk_workers()
         if not self._notifying:
             # Half an interval out of phase with the fetches: a full re-notify (encoding
             # every Status) and a fetch (decoding every Config) are each this process's
@@ -250,6 +253,23 @@ class Control:
             self._notifying = True
             self._next_notify = self.reactor.time() + self.notify_interval_s / 2
             self.reactor.call_at(self._next_notify, self._notify_all)
+
+    def _recycle_shrunk_workers(self) -> None:
+        """A worker whose checks fell to a quarter of its peak (of at least RECYCLE_PEAK)
+        is started afresh: Python keeps the memory of freed objects in its own pools, a
+        new process starts small. Its checks resume from the table, as after a crash."""
+        running = [0] * len(self.workers)
+        for entry in self.table:
+            if entry.running:
+                running[entry.worker] += 1
+        for worker, count in zip(self.workers, running, strict=True):
+            worker.peak_checks = max(worker.peak_checks, count)
+            if worker.peak_checks >= RECYCLE_PEAK and count * 4 <= worker.peak_checks:
+                log.info(
+                    "Check worker %d went from %d checks to %d: recycling it",
+                    worker.index, worker.peak_checks, count,
+                )  # fmt: skip
+                worker.recycle()
 
     def _configure(self, entry: Entry, config: Config) -> bool:
         """True when ``config`` can run (then it is marked running; the caller sends it)."""
@@ -343,6 +363,12 @@ class Control:
 
     def _on_exit(self, worker: WorkerProcess, why: str) -> None:
         if worker.stopping:
+            return
+        if worker.recycling:
+            log.info(
+                "Check worker %d (pid %s) recycled; starting it afresh", worker.index, worker.pid
+            )
+            self._restart(worker)
             return
         lived = self.reactor.time() - worker.started_at
         quick = self._quick_deaths.get(worker.index, 0) + 1 if lived < RESTART_STABLE_S else 0

@@ -18,7 +18,14 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from seesaw_healthcheck.channel import APPLY, Add, Endpoint, SharedTable, config_to_wire
+from seesaw_healthcheck.channel import (
+    APPLY,
+    STOP,
+    Add,
+    Endpoint,
+    SharedTable,
+    config_to_wire,
+)
 from seesaw_healthcheck.model import Config
 from seesaw_healthcheck.reactor import Reactor
 
@@ -111,6 +118,8 @@ class WorkerProcess:
         self.started_at = 0.0  # reactor clock
         self.starts = 0
         self.stopping = False
+        self.recycling = False  # asked to exit, to start afresh (see Control._recycle)
+        self.peak_checks = 0  # the most checks it ran since it started
 
     @property
     def pid(self) -> int | None:
@@ -153,6 +162,8 @@ class WorkerProcess:
         self.started_at = self.reactor.time()
         self.starts += 1
         self.stopping = False
+        self.recycling = False
+        self.peak_checks = 0
         log.info("Started check worker %d (pid %d)", self.index, self.proc.pid)
 
     def apply(
@@ -213,6 +224,13 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def recycle(self) -> None:
+        """Ask it to send what it has and exit; its end of file then reports it, and the
+        control process starts it afresh (a new process gives back all its memory)."""
+        if self._endpoint is not None and not self._endpoint.closed:
+            self.recycling = True
+            self._endpoint.send((STOP,))
 
     def kill(self) -> None:
         """SIGKILL (a hung worker); its channel's end of file then reports it."""

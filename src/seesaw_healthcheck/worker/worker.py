@@ -20,6 +20,7 @@ from seesaw_healthcheck.channel import (
     LOG,
     REPORTS,
     SLOT,
+    STOP,
     Add,
     Endpoint,
     Header,
@@ -88,6 +89,8 @@ class Worker:
             updates = [config_from_wire(wire) for wire in wired_updates]
             self.apply(adds, updates, removes, requested_at)
             self.endpoint.send((APPLIED, seq, len(self.schedule.checks)))
+        elif message[0] == STOP:
+            self._on_closed()
         else:
             log.error("unknown message from the control process: %r", message[:1])
 
