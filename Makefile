@@ -8,7 +8,7 @@ export GOPROXY := off
 # apt-get waits up to 5 minutes for dpkg's lock (another apt run, unattended upgrades)
 # instead of failing at once. That option does not cover the lock `apt-get update` takes
 # on its lists (apt 2.6), so update is tried again every 5 s while that one is held, as long.
-APT_GET := apt-get -o DPkg::Lock::Timeout=300
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300
 APT_UPDATE = for try in $$(seq 60); do \
 	  out=$$($(APT_GET) update -qq 2>&1) && break; \
 	  case "$$out" in \
@@ -22,7 +22,7 @@ APT_UPDATE = for try in $$(seq 60); do \
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV) 2>/dev/null || { \
 	  echo "python3 -m venv failed: installing Debian's python3-venv"; \
-	  $(APT_UPDATE); DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq python3-venv; \
+	  $(APT_UPDATE); $(APT_GET) install -y -qq python3-venv; \
 	  python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,dev]'
@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 go:
 	@command -v go >/dev/null 2>&1 || { \
 	  echo "go not found: installing Debian's golang-go"; \
-	  $(APT_UPDATE); DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq golang-go; }
+	  $(APT_UPDATE); $(APT_GET) install -y -qq golang-go; }
 
 # The Go gRPC client in tests/go_grpc is built by the tests from proto/ with Debian's protoc,
 # its Go plugins and Go gRPC packages (tests/grpcclient.py). Debian's grpc-go 1.33 marshals
@@ -41,7 +41,6 @@ go:
 # apt picks for golang-google-grpc-dev alone, panics on them.
 GO_GRPC_DEBS := protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
                 golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
-APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300
 
 go-grpc: go
 	@missing=$$(for p in $(GO_GRPC_DEBS); do \
@@ -49,7 +48,7 @@ go-grpc: go
 	done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian's" $$missing; \
-	  $(APT_GET) update -qq && $(APT_GET) install -y -qq $(GO_GRPC_DEBS); \
+	  $(APT_UPDATE); $(APT_GET) install -y -qq $(GO_GRPC_DEBS); \
 	fi
 
 # Real peers of the status page, /metrics and unit file tests: Debian's chromium,
@@ -61,7 +60,7 @@ peers:
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "not found:$$missing; installing Debian's$$missing"; \
-	  $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	  $(APT_UPDATE); $(APT_GET) install -y -qq --no-install-recommends $$missing; \
 	fi
 
 test: $(STAMP) go go-grpc peers
