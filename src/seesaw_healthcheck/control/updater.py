@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from seesaw_healthcheck.checkfile import Reader
 from seesaw_healthcheck.control.config import ENGINE_TIMEOUT_S, FETCH_RETRY_S
 from seesaw_healthcheck.control.outage import Outage
+from seesaw_healthcheck.gob import ReuseMap
 from seesaw_healthcheck.model import Checks, Config, Context
 from seesaw_healthcheck.reactor import Event, Reactor
 
@@ -112,6 +113,9 @@ def engine_fetcher(engine_socket: str) -> Fetcher:
     from seesaw_healthcheck.rpc import reactor_call
 
     ctx = Context.trusted()  # the process's identity: read the user database once
+    # The engine sends every config every fetch: unchanged ones keep their objects (no
+    # decode, no garbage), and the diff then finds them unchanged by identity.
+    reuse = ReuseMap()
 
     async def fetch() -> Checks:
         reply = await reactor_call.call(
@@ -121,6 +125,7 @@ def engine_fetcher(engine_socket: str) -> Fetcher:
             schema.CONTEXT_ARG,
             schema.CHECKS,
             timeout=ENGINE_TIMEOUT_S,
+            reuse=reuse,
         )
         if not isinstance(reply, Checks):
             raise TypeError(f"engine replied with {type(reply).__name__}, not Checks")
