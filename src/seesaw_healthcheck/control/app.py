@@ -40,7 +40,7 @@ from seesaw_healthcheck.control.http import HttpServer, parse_address
 from seesaw_healthcheck.control.notifier import Notifier, Sender, engine_sender
 from seesaw_healthcheck.control.outage import Outage
 from seesaw_healthcheck.control.systemd import SystemdNotifier
-from seesaw_healthcheck.control.table import Entry, Table, make_status
+from seesaw_healthcheck.control.table import Entry, Table, TableReuse, make_status
 from seesaw_healthcheck.control.updater import (
     Configs,
     Fetcher,
@@ -115,6 +115,7 @@ class Control:
         self.stats_file = stats_file
         self.reactor = Reactor(clock)
         self.table = Table()
+        self.reuse = TableReuse(self.table)  # the engine's unchanged configs keep objects
         self.source = config.source
         # The engine hears of states only when the checks come from it.
         self.to_engine = self.source == "engine"
@@ -135,7 +136,9 @@ class Control:
         if self.source == "engine":
             self.updater = Updater(
                 self.reactor,
-                fetch if fetch is not None else engine_fetcher(config.engine_socket),
+                fetch
+                if fetch is not None
+                else engine_fetcher(config.engine_socket, self.reuse),
                 self.apply,
                 config.fetch_interval / 1e9,
                 self.outage,
@@ -212,20 +215,29 @@ class Control:
         if len(gone) >= SHRINK_RELEASE:
             self.reactor.call_later(0.0, release)  # after this apply's own garbage
 
+        fresh = self.reuse.fresh
         for check_id, maybe_config in configs.items():
             # A nil *Config in the map runs nothing, like a nil checker.
             config = maybe_config if maybe_config is not None else Config(id=check_id)
             entry = table.get(check_id)
+            if entry is not None and entry.config is config:
+                continue  # taken over unchanged from the last fetch's decode
+            raw = fresh.get(check_id, b"") if fresh else b""
             if entry is None:
                 index = worker_for(check_id, count)
                 worker = self.workers[index]
                 entry = Entry(check_id, config, index, worker.shared)
+                entry.raw = raw
                 entry.slot = worker.alloc_slot()
                 table.add(entry)
                 if self._configure(entry, config):
                     adds[index].append((entry, config))
                     log.info("Starting healthchecker for %d (%s)", check_id, _describe(entry))
-            elif entry.config is not config and entry.config != config:
+            elif entry.config == config:
+                if raw:  # decoded again (other type ids): its bytes of this stream
+                    entry.raw = raw
+            else:
+                entry.raw = raw
                 was_running = entry.running
                 table.set_config(entry, config)
                 if self._configure(entry, config):
@@ -236,6 +248,7 @@ class Control:
                 elif was_running:
                     removes[entry.worker].append(check_id)
 
+        fresh.clear()
         self.last_applied_wall = time.time()
         if not self.first_answered_at:  # the first set, even an empty one: ready then
             self.first_answered_at = now

@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 from seesaw_healthcheck.channel import Resume, SharedTable
+from seesaw_healthcheck.gob import ReuseMap
 from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.model import Config, State, Status, checker_kind
 
-__all__ = ["Entry", "Table"]
+__all__ = ["Entry", "Table", "TableReuse"]
 
 
 class Entry:
@@ -31,6 +33,7 @@ class Entry:
         "kind",
         "message",
         "problem",
+        "raw",
         "running",
         "shared",
         "since_ns",
@@ -43,6 +46,7 @@ class Entry:
         self.id = check_id
         self.config = config
         self.kind = checker_kind(config.checker)
+        self.raw = b""  # the gob bytes its config came in (see TableReuse)
         self.problem: str | None = None  # why its config cannot run
         self.running = False  # sent to its worker
         self.worker = worker
@@ -151,3 +155,32 @@ class Table:
             self.counts[key] = left
         else:
             del self.counts[key]
+
+
+class TableReuse(ReuseMap):
+    """The engine's last Configs as the table holds them, for the next fetch's decoder
+    (``gob.ReuseMap``): an entry's config and the bytes it came in, so an unchanged config
+    keeps its object at the cost of a few bytes per check. ``fresh`` holds the bytes of
+    the configs the last fetch decoded, for ``Control.apply`` to keep."""
+
+    __slots__ = ("fresh", "table")
+
+    def __init__(self, table: Table) -> None:
+        super().__init__()
+        self.table = table
+        self.fresh: dict[int, bytes] = {}
+
+    def begin(self) -> None:
+        self.fresh.clear()
+
+    def previous(self, key: int) -> tuple[bytes, Any] | None:
+        entry = self.table.entries.get(key)
+        if entry is None or not entry.raw:
+            return None
+        return entry.raw, entry.config
+
+    def decoded(self, key: int, raw: bytes, value: Any) -> None:
+        self.fresh[key] = raw
+
+    def finish(self, taken: list[int]) -> None:
+        pass  # the table keeps them

@@ -107,15 +107,16 @@ class Updater:
         self._now.set()
 
 
-def engine_fetcher(engine_socket: str) -> Fetcher:
-    """SeesawEngine.Healthchecks over a fresh connection, with a trusted context."""
+def engine_fetcher(engine_socket: str, reuse: ReuseMap | None = None) -> Fetcher:
+    """SeesawEngine.Healthchecks over a fresh connection, with a trusted context.
+
+    The engine sends every config every fetch: with ``reuse``, unchanged ones keep their
+    objects (no decode, no garbage), and the diff then finds them unchanged by identity.
+    """
     from seesaw_healthcheck import schema
     from seesaw_healthcheck.rpc import reactor_call
 
     ctx = Context.trusted()  # the process's identity: read the user database once
-    # The engine sends every config every fetch: unchanged ones keep their objects (no
-    # decode, no garbage), and the diff then finds them unchanged by identity.
-    reuse = ReuseMap()
 
     async def fetch() -> Checks:
         reply = await reactor_call.call(

@@ -212,16 +212,39 @@ class ReuseMap:
     comparison each instead of a decode and seven new objects.
 
     Sound because a gob value is prefix-free (its bytes end where its decoding ends), as
-    long as the bytes mean the same: the map's entries are kept only while the streams
-    define the same types under the same ids (``fingerprint``).
+    long as the bytes mean the same: entries are taken over only while the streams define
+    the same types under the same ids (``fingerprint``).
+
+    This class keeps the entries in a dict; a subclass may keep them elsewhere (the
+    caller's own table) by overriding ``begin``, ``previous``, ``decoded`` and ``finish``.
     """
 
-    __slots__ = ("entries", "fingerprint", "reused")
+    __slots__ = ("_next", "entries", "fingerprint", "reused")
 
     def __init__(self) -> None:
         self.fingerprint: object = None
         self.entries: dict[int, tuple[bytes, Any]] = {}
+        self._next: dict[int, tuple[bytes, Any]] = {}
         self.reused = 0  # entries the last map took over unchanged
+
+    def begin(self) -> None:
+        """A map starts."""
+        self._next = {}
+
+    def previous(self, key: int) -> tuple[bytes, Any] | None:
+        """The bytes and value of ``key`` in the last map, if kept."""
+        return self.entries.get(key)
+
+    def decoded(self, key: int, raw: bytes, value: Any) -> None:
+        """``key`` was decoded from ``raw`` (bytes that define no type)."""
+        self._next[key] = (raw, value)
+
+    def finish(self, taken: list[int]) -> None:
+        """The map is done; the entries of ``taken`` were taken over from the last one."""
+        entries = self.entries
+        for key in taken:
+            self._next[key] = entries[key]
+        self.entries, self._next = self._next, {}
 
 
 class Decoder:
@@ -870,36 +893,37 @@ class Decoder:
         definition. And if the stream's types turn out to differ from the last stream's,
         the entries taken over are decoded after all.
         """
-        previous = reuse.entries
-        entries: dict[int, tuple[bytes, Any]] = {}
         out = {}
-        taken: list[tuple[int, int]] = []  # (key, position) of the entries taken over
+        taken: list[int] = []
+        where: list[int] = []  # their positions
         wire = self._wire
+        previous = reuse.previous
+        reuse.begin()
         for _ in range(n):
             k, pos = read_uint(data, pos)
-            known = previous.get(k)
+            known = previous(k)
             if known is not None and data.startswith(known[0], pos):
-                taken.append((k, pos))
-                entries[k] = known
+                taken.append(k)
+                where.append(pos)
                 out[k] = known[1]
                 pos += len(known[0])
                 continue
             start, types = pos, len(wire)
             out[k], pos = elem(data, pos)
             if len(wire) == types:
-                entries[k] = (data[start:pos], out[k])
+                reuse.decoded(k, data[start:pos], out[k])
         fingerprint = tuple(
             (tid, wt.kind, wt.name, tuple(wt.fields), wt.key, wt.elem, wt.length)
             for tid, wt in sorted(wire.items())
         )
         if taken and fingerprint != reuse.fingerprint:
-            for k, start in taken:  # same bytes, other types: decode them after all
+            for k, start in zip(taken, where, strict=True):  # other types: decode after all
                 out[k], end = elem(data, start)
-                entries[k] = (data[start:end], out[k])
+                reuse.decoded(k, data[start:end], out[k])
             taken = []
         reuse.fingerprint = fingerprint
-        reuse.entries = entries
         reuse.reused = len(taken)
+        reuse.finish(taken)
         return out, pos
 
     def _interface_op(self, t: Interface | None) -> Op:
