@@ -262,7 +262,9 @@ class GlogFileHandler(logging.Handler):
                     if self._stream is None:
                         self._stream = self._open_new()
                     self._stream.write(line)
-                    if record.levelno >= _FLUSH_AT:
+                    # A retry counts only once its bytes are in the file: buffered, a full
+                    # disk would fail only at the next flush, after "again" was said.
+                    if record.levelno >= _FLUSH_AT or self.failing is not None:
                         self._stream.flush()
                 except OSError as err:
                     self._failed(err)
