@@ -17,7 +17,7 @@ APT_UPDATE = for try in $$(seq 60); do \
 	  esac; \
 	done
 
-.PHONY: test lint bench demo go go-grpc peers proto fuzz clean
+.PHONY: test lint bench demo go go-grpc peers faults proto fuzz clean
 
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV) 2>/dev/null || { \
@@ -63,7 +63,19 @@ peers:
 	  $(APT_UPDATE); $(APT_GET) install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: $(STAMP) go go-grpc peers
+# The fault tests' tools (tests/test_faults.py): Debian's faketime, to step the wall clock
+# of the server alone, and gcc, to build the fix it needs (tests/faketime/). prlimit and
+# mount come with util-linux.
+faults:
+	@missing=""; \
+	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	if [ -n "$$missing" ]; then \
+	  echo "not found:$$missing; installing Debian's$$missing"; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: $(STAMP) go go-grpc peers faults
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
