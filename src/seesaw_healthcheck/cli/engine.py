@@ -53,6 +53,7 @@ DEFAULT_SOCKET = "/var/run/seesaw/engine/engine.sock"
 ERR_CONTEXT = "context is nil"
 ERR_ACCESS = "insufficient access"
 
+
 @dataclass(slots=True)
 class Received:
     """One notification as the engine received it."""
@@ -128,13 +129,19 @@ class EngineEmulator:
         self.checks = checks
         for gone in removed:
             self.statuses.pop(gone, None)
-        log.info("loaded %d checks from %s (%d added, %d removed)",
-                 len(checks), self.config_path, len(added), len(removed))
+        log.info(
+            "loaded %d checks from %s (%d added, %d removed)",
+            len(checks),
+            self.config_path,
+            len(added),
+            len(removed),
+        )
         return True
 
     def _load(self) -> dict[int, CheckEntry]:
-        checks = load_checks(self.config_path, ids=self.ids, targets=self.targets,
-                             allow_invalid=self.allow_invalid)
+        checks = load_checks(
+            self.config_path, ids=self.ids, targets=self.targets, allow_invalid=self.allow_invalid
+        )
         for check_id, entry in checks.items():
             for rule in entry.invalid:
                 log.warning("serving check %d as written (-allow_invalid): %s", check_id, rule)
@@ -203,10 +210,10 @@ class EngineEmulator:
         if self.record_path:
             self._record = open(self.record_path, "a", encoding="utf-8")  # noqa: SIM115
         server = RpcServer()
-        server.register(schema.HEALTHCHECKS, schema.CONTEXT_ARG, schema.CHECKS,
-                        self.healthchecks)
-        server.register(schema.HEALTH_STATE_METHOD, schema.HEALTH_STATE_ARG, schema.INT_REPLY,
-                        self.health_state)
+        server.register(schema.HEALTHCHECKS, schema.CONTEXT_ARG, schema.CHECKS, self.healthchecks)
+        server.register(
+            schema.HEALTH_STATE_METHOD, schema.HEALTH_STATE_ARG, schema.INT_REPLY, self.health_state
+        )
         await server.start_unix(socket_path)
         self._server = server
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
@@ -287,8 +294,12 @@ def _parse_args(argv: list[str] | None) -> dict[str, Any]:
     flags.string("config", "", "TOML file of checks (required; see examples/demo.toml)")
     flags.string("record", "", "Append every HealthState notification to this file as JSON lines")
     flags.duration("poll", model.SECOND, "How often to look at the config file's mtime")
-    flags.bool("allow_invalid", False, "Serve checks that break a rule (interval 0, a bad IP, "
-               "...) as written, to see what the server does with them")
+    flags.bool(
+        "allow_invalid",
+        False,
+        "Serve checks that break a rule (interval 0, a bad IP, "
+        "...) as written, to see what the server does with them",
+    )
     flags.string("log_dir", "", "If non-empty, write glog-style log files in this directory")
     flags.bool("logtostderr", False, "log to standard error instead of files")
     flags.bool("alsologtostderr", False, "log to standard error as well as files")
@@ -330,8 +341,12 @@ async def _serve(args: dict[str, Any]) -> int:
     try:
         await stop.wait()
     finally:
-        log.info("shutting down: %d fetches, %d notifications received, %d calls refused",
-                 engine.fetches, engine.notifications, engine.refused)
+        log.info(
+            "shutting down: %d fetches, %d notifications received, %d calls refused",
+            engine.fetches,
+            engine.notifications,
+            engine.refused,
+        )
         await engine.close()  # the RPC server removes its socket
     return 0
 
@@ -341,9 +356,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parse_args(argv)
     try:
-        glog.setup("seesaw_engine_emulator", str(args["log_dir"]) or None,
-                   bool(args["logtostderr"]), bool(args["alsologtostderr"]), int(args["v"]),
-                   str(args["stderrthreshold"]))
+        glog.setup(
+            "seesaw_engine_emulator",
+            str(args["log_dir"]) or None,
+            bool(args["logtostderr"]),
+            bool(args["alsologtostderr"]),
+            int(args["v"]),
+            str(args["stderrthreshold"]),
+        )
     except (ValueError, OSError) as e:
         print(f"seesaw-healthcheck-engine: {e}", file=sys.stderr)
         return 2
