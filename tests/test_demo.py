@@ -59,6 +59,42 @@ def test_demo_runs_bounded_and_shows_changes_and_table() -> None:
     assert _gone(pid)
 
 
+GRPC_LINE = re.compile(
+    r"server seesaw-healthcheck -config_source grpc -grpc_listen unix:(\S+) \(pid (\d+)\)"
+)
+
+
+@pytest.mark.slow
+def test_demo_over_grpc(tmp_path: Path) -> None:
+    """``--grpc``: the same demo with the checks pushed over the gRPC API."""
+    result = subprocess.run(
+        [*DEMO, "--grpc", "--duration", "12", str(DEMO_TOML)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "State changes as the controller receives them" in out
+    changes = [line for line in out.splitlines() if " -> " in line]
+    assert any("api-http" in line and "Unknown -> Healthy" in line for line in changes), out
+    assert any("resolver-dns" in line and "-> Healthy" in line for line in changes), out
+    assert any("gone-tcp" in line and "-> Unhealthy" in line for line in changes), out
+    table = out[out.rindex("CHECK") :]
+    assert "web-flapping" in table  # either state, as it flaps
+    for name in ("api-http", "smtp-tcp", "resolver-dns", "syslog-udp"):
+        assert re.search(rf"{name} .* Healthy ", table), table
+    assert re.search(r"gone-tcp .* Unhealthy ", table), table
+    assert re.search(r"\(1 push, \d+ notifications\)", out), out
+    assert re.search(r"\d+ state changes, [1-9]\d* notifications, 1 push$", out, re.M), out
+    assert result.stderr == "", result.stderr  # nothing went wrong, not even on the way out
+    m = GRPC_LINE.search(out)
+    assert m, out
+    assert not os.path.exists(os.path.dirname(m.group(1)))  # temp dir and socket removed
+    assert _gone(int(m.group(2)))
+
+
 def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     out_path = tmp_path / "out.txt"
     with open(out_path, "w") as out:

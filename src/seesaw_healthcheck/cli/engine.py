@@ -192,8 +192,8 @@ class CheckFile:
         if self.on_notification is not None:
             self.on_notification(received)
 
-    def activity(self) -> str:
-        """What has been exchanged with the server so far, for a person."""
+    def calls(self) -> str:
+        """The server's calls for checks so far, for a person ("3 fetches")."""
         raise NotImplementedError
 
 
@@ -223,8 +223,8 @@ class EngineEmulator(CheckFile):
         self._server: Any = None
         self._watcher: asyncio.Task[None] | None = None
 
-    def activity(self) -> str:
-        return f"{self.fetches} fetches, {self.notifications} notifications"
+    def calls(self) -> str:
+        return _count(self.fetches, "fetch", "fetches")
 
     # -- RPC methods ----------------------------------------------------------------------
 
@@ -323,8 +323,8 @@ class GrpcController(CheckFile):
         self._stub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    def activity(self) -> str:
-        return f"{self.pushes} pushes, {self.notifications} notifications"
+    def calls(self) -> str:
+        return _count(self.pushes, "push", "pushes")
 
     def reload(self) -> bool:
         """Re-read the checks file and, if it is good, push its checks."""
@@ -446,6 +446,10 @@ class GrpcController(CheckFile):
             await self._channel.close()
             self._channel = None
         self._close_record()
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _check_proto(config: model.Config) -> Any:
