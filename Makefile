@@ -97,8 +97,9 @@ FUZZ_JOBS    ?= 1
 fuzz: $(STAMP)
 	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
+# `make demo DEMO_ARGS=--grpc`: the checks go to the server over its gRPC API instead.
 demo: $(STAMP)
-	$(PY) -m seesaw_healthcheck.cli.demo examples/demo.toml
+	$(PY) -m seesaw_healthcheck.cli.demo $(DEMO_ARGS) examples/demo.toml
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
