@@ -23,6 +23,10 @@ Cases (each bounded; `--cases` picks some):
   scrape  50,000 at 5 s, one server, two windows: plain, then with `/metrics` and `/status`
           each fetched every second by the bench: p99 lateness of both, the CPU per check
           ratio, and how long each fetch took (median and max; per check).
+  grpc    50,000 at 5 s pushed with SetChecks (`-config_source grpc`, a grpcio client in
+          this process) with one watcher reading every Status, measured as `50k` (run too,
+          without its baseline, if not asked for): CPU per check against the gob path of
+          the same run, and the time from the SetChecks reply until every check had run.
 
 Targets: the C floor's multi-port serve mode (benchmarks/floor) when a C compiler is
 present, else a Python accept loop. Caveat, measured here: every check closes first and
@@ -195,23 +199,28 @@ class Server:
         self,
         tmp: Path,
         name: str,
-        checks: list[dict[str, Any]],
+        checks: list[dict[str, Any]] | None,
         flags: list[str],
         source: Path | None = None,
     ) -> None:
+        """``checks`` None: no engine; the flags say where checks come from (gRPC)."""
         self.tmp = tmp
         self.name = name
         self.checks_file = tmp / f"checks-{name}.json"
         self.stats_file = tmp / f"stats-{name}.json"
-        sock = tmp / f"engine-{name}.sock"
-        gopeer.write_checks_file(self.checks_file, checks)
-        self.engine = gopeer.GoEngine(sock, checks_file=self.checks_file).start()
+        self.engine: gopeer.GoEngine | None = None
+        source_flags: list[str] = []
+        if checks is not None:
+            sock = tmp / f"engine-{name}.sock"
+            gopeer.write_checks_file(self.checks_file, checks)
+            self.engine = gopeer.GoEngine(sock, checks_file=self.checks_file).start()
+            source_flags = ["-engine", str(sock)]
         env = dict(os.environ)
         if source is not None:  # another checkout's sources (the baseline)
             env["PYTHONPATH"] = str(source / "src")
         self._log = open(tmp / f"server-{name}.log", "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            [PY, "-m", "seesaw_healthcheck.cli.healthcheck", "-engine", str(sock),
+            [PY, "-m", "seesaw_healthcheck.cli.healthcheck", *source_flags,
              "-stats_file", str(self.stats_file), "-logtostderr", *flags, *SERVER_ARGS],
             stdout=self._log, stderr=self._log, env=env,
         )  # fmt: skip
@@ -263,7 +272,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.engine.stop()
+        if self.engine is not None:
+            self.engine.stop()
         self._log.close()
 
 
@@ -271,7 +281,7 @@ class Server:
 def server(
     tmp: Path,
     name: str,
-    checks: list[dict[str, Any]],
+    checks: list[dict[str, Any]] | None,
     flags: list[str],
     source: Path | None = None,
 ) -> Iterator[Server]:
@@ -334,6 +344,111 @@ def steady_case(
         result = window(srv, seconds, midway=lambda: srv.write_checks(changed))
         result["all_ran_after_s"] = srv.stats()["all_ran_after_s"]
     return {"case": name, "checks": n, "interval": interval, **result}
+
+
+def api_checks(checks: list[dict[str, Any]]) -> Any:
+    """The SetChecksRequest of ``tcp_checks`` entries."""
+    from google.protobuf import duration_pb2
+
+    from seesaw_healthcheck.goduration import parse_duration
+    from seesaw_healthcheck.grpcapi import healthcheck_pb2 as pb
+
+    def duration(text: str) -> duration_pb2.Duration:
+        d = duration_pb2.Duration()
+        d.FromNanoseconds(parse_duration(text))
+        return d
+
+    return pb.SetChecksRequest(
+        checks=[
+            pb.Check(
+                id=c["id"],
+                interval=duration(c["interval"]),
+                timeout=duration(c["timeout"]),
+                target=pb.Target(ip=c["ip"], port=c["port"]),
+                tcp=pb.TCPChecker(),
+            )
+            for c in checks
+        ]
+    )
+
+
+class Watcher:
+    """One WatchStatus stream read to the end in a thread: statuses and batches counted."""
+
+    def __init__(self, channel: Any) -> None:
+        import threading
+
+        from seesaw_healthcheck.grpcapi import healthcheck_pb2 as pb
+        from seesaw_healthcheck.grpcapi import healthcheck_pb2_grpc as pb_grpc
+
+        self.statuses = 0
+        self.batches = 0
+        self.call = pb_grpc.HealthcheckStub(channel).WatchStatus(pb.WatchStatusRequest())
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        import grpc
+
+        try:
+            for batch in self.call:
+                self.batches += 1
+                self.statuses += len(batch.statuses)
+        except grpc.RpcError:
+            pass  # cancelled at the end
+
+    def stop(self) -> None:
+        self.call.cancel()
+        self.thread.join(10)
+
+
+def grpc_case(tmp: Path, ports: list[int], seconds: float) -> dict[str, Any]:
+    """50,000 checks at 5 s pushed with SetChecks (grpcio, as a controller would), one
+    watcher reading every Status; the same window and 10% change as ``steady_case``."""
+    import grpc
+
+    from seesaw_healthcheck.grpcapi import healthcheck_pb2_grpc as pb_grpc
+
+    n = 50_000
+    checks = tcp_checks(n, "5s", ports)
+    changed = [dict(c, timeout="900ms") if c["id"] % 10 == 0 else c for c in checks]
+    request, changed_request = api_checks(checks), api_checks(changed)
+    address = f"unix:{tmp / 'grpc.sock'}"
+    wait_for_time_wait_to_drain()
+    flags = ["-config_source", "grpc", "-grpc_listen", address]
+    with server(tmp, "grpc", None, flags) as srv:
+        channel = grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", 256 << 20)]
+        )
+        grpc.channel_ready_future(channel).result(timeout=30)
+        api = pb_grpc.HealthcheckStub(channel)
+        watcher = Watcher(channel)
+        try:
+            sent = time.monotonic()  # the server's reactor runs on the same clock
+            reply = api.SetChecks(request, timeout=120)
+            answered = time.monotonic()
+            assert not reply.errors, reply.errors[:3]
+            srv.wait_all_ran(n)
+            first = srv.stats()
+            time.sleep(3.0)
+            result = window(
+                srv, seconds, midway=lambda: api.SetChecks(changed_request, timeout=120)
+            )
+            result["all_ran_after_s"] = first["all_ran_after_s"]
+        finally:
+            watcher.stop()
+            channel.close()
+    return {
+        "case": "grpc",
+        "checks": n,
+        "interval": "5s",
+        **result,
+        "set_checks_s": answered - sent,
+        "all_ran_after_reply_s": first["all_ran_at"] - answered,
+        "applied_after_send_s": first["first_config_at"] - sent,
+        "watched_statuses": watcher.statuses,
+        "watched_batches": watcher.batches,
+    }
 
 
 def big_case(tmp: Path, ports: list[int], seconds: float) -> dict[str, Any]:
@@ -589,7 +704,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", default="10k,50k,100k,rate,churn,shrink,scrape")
+    parser.add_argument("--cases", default="10k,50k,100k,rate,churn,shrink,scrape,grpc")
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per case")
     parser.add_argument("--baseline", default="default", help="git rev, or none")
     parser.add_argument("--churn-minutes", type=float, default=5.0)
@@ -623,6 +738,12 @@ def main() -> int:
                             tmp, f"{name}-baseline", n, interval, target.ports, args.window, source
                         )
                     )
+        if "grpc" in cases:
+            if not any(r["case"] == "50k" for r in results):
+                print("running 50k (the gob path, for grpc): 50000 TCP checks every 5s ...")
+                results.append(steady_case(tmp, "50k", 50_000, "5s", target.ports, args.window))
+            print("running grpc: 50000 TCP checks every 5s pushed by SetChecks ...", flush=True)
+            results.append(grpc_case(tmp, target.ports, args.window))
         if "100k" in cases:
             print("running 100k: 100,000 TCP checks every 10 s, one worker ...", flush=True)
             results.append(big_case(tmp, target.ports, args.window))
@@ -662,6 +783,16 @@ def main() -> int:
                 f"{name}: CPU per check {now['cpu_us'] / before['cpu_us']:.3f}x the single-process"
                 f" baseline ({now['cpu_us']:.1f} vs {before['cpu_us']:.1f} us)"
             )
+    if "grpc" in by_case and "50k" in by_case:
+        r, gob = by_case["grpc"], by_case["50k"]
+        print(
+            f"grpc: CPU per check {r['cpu_us'] / gob['cpu_us']:.3f}x the gob path "
+            f"({r['cpu_us']:.1f} vs {gob['cpu_us']:.1f} us, all processes of the server); "
+            f"SetChecks of {r['checks']} answered in {r['set_checks_s']:.2f} s, every check "
+            f"had run {r['all_ran_after_reply_s']:.2f} s after the reply (gob: "
+            f"{gob['all_ran_after_s']:.2f} s after the first fetch was sent); the watcher "
+            f"read {r['watched_statuses']} statuses in {r['watched_batches']} batches"
+        )
     if "100k" in by_case:
         r = by_case["100k"]
         print(
