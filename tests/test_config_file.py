@@ -146,11 +146,6 @@ def test_sighup_reads_the_file_at_once(fs: FileServer) -> None:
         assert abs(read - hup) < 0.2, (count, read - hup)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SIGHUP does not re-read a file whose edit kept its size, mtime and inode: "
-    "checkfile.Reader.read_if_changed skips by (mtime_ns, size, inode) even on SIGHUP",
-)
 def test_sighup_reads_an_edit_that_kept_size_and_mtime(fs: FileServer) -> None:
     """An edit in place of the same length, its mtime put back (``touch -r``, ``cp -p``,
     ``rsync -t``, or two saves within the filesystem's timestamp tick): only SIGHUP can

@@ -93,7 +93,7 @@ def test_sd_notify_ready_watchdog_and_a_frozen_worker(short_tmp: Path) -> None:
             # Not ready while there is no engine to fetch from; the loops turn all the same.
             wait_until(lambda: len(notify.pings()) >= 3, 5, "three watchdog pings")
             code, _, body = server.get("/readyz")
-            assert (code, body) == (503, b"the first fetch has not been applied yet\n")
+            assert (code, body) == (503, b"the first set of checks has not been applied yet\n")
             assert not [f for _, f in notify.since(0) if "READY" in f]
             assert notify.pings()[-1][1]["STATUS"] == "0 checks: 0 healthy, 0 unhealthy, 0 unknown"
 

@@ -434,9 +434,7 @@ def setup(
     to_stderr.setFormatter(formatter)
     if log_dir and not logtostderr:
         for severity in ("INFO", "WARNING", "ERROR"):
-            file_handler = GlogFileHandler(
-                log_dir, program, severity, max_size=max_size, keep=keep
-            )
+            file_handler = GlogFileHandler(log_dir, program, severity, max_size=max_size, keep=keep)
             if severity == "INFO":
                 file_handler.setLevel(1)  # V(n) messages go to the INFO file too
             file_handler.setFormatter(formatter)

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from seesaw_healthcheck import checkers
 from seesaw_healthcheck.channel import APPLIED, LATENESS_BOUNDS, LOG, REPORTS, Add, Header
+from seesaw_healthcheck.checkfile import Reader
 from seesaw_healthcheck.control.config import ServerConfig
 from seesaw_healthcheck.control.endpoints import Endpoints
 from seesaw_healthcheck.control.grpcserver import GrpcServer, WatchHub
@@ -133,21 +134,21 @@ class Control:
             live=self.table.__contains__,
         )
         self.updater: Updater | None = None
+        self.reader: Reader | None = None  # the checks file (file source)
         if self.source == "engine":
             self.updater = Updater(
                 self.reactor,
-                fetch
-                if fetch is not None
-                else engine_fetcher(config.engine_socket, self.reuse),
+                fetch if fetch is not None else engine_fetcher(config.engine_socket, self.reuse),
                 self.apply,
                 config.fetch_interval / 1e9,
                 self.outage,
             )
         elif self.source == "file":
             path = config.checks_file
+            self.reader = Reader(path)
             self.updater = Updater(
                 self.reactor,
-                fetch if fetch is not None else file_fetcher(path),
+                fetch if fetch is not None else file_fetcher(self.reader),
                 self.apply,
                 FILE_POLL_S,
                 self.outage,
@@ -171,6 +172,10 @@ class Control:
             for index in range(workers)
         ]
         self.notify_interval_s = config.notify_interval / 1e9
+        # How often checks are fetched (a file is polled every second; gRPC pushes them).
+        self.fetch_interval_s = (
+            FILE_POLL_S if self.source == "file" else config.fetch_interval / 1e9
+        )
         self._logged_problems: dict[int, str] = {}
         self._notifying = False
         self._next_notify = 0.0
@@ -592,6 +597,8 @@ class Control:
             reopen_logs()
         if self.updater is not None:
             log.info("SIGHUP: reopened the log files; fetching the checks now")
+            if self.reader is not None:
+                self.reader.forget()
             self.updater.fetch_now()
         else:
             log.info("SIGHUP: reopened the log files")

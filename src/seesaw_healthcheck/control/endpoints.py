@@ -71,7 +71,7 @@ class Endpoints:
             started=control.started_ns,
             config_source=control.config.config_source,
             workers=len(control.workers),
-            fetch_interval=control.config.fetch_interval / 1e9,
+            fetch_interval=control.fetch_interval_s,
             notify_interval=control.config.notify_interval / 1e9,
             last_fetch=int(control.last_applied_wall * 1e9),
             last_fetch_error=control.updater.last_error if control.updater else None,

@@ -135,10 +135,9 @@ def engine_fetcher(engine_socket: str, reuse: ReuseMap | None = None) -> Fetcher
     return fetch
 
 
-def file_fetcher(path: str) -> Fetcher:
-    """The checks of a TOML file (``checkfile``), read again only when it changed; a
-    broken file raises (the last good set stays)."""
-    reader = Reader(path)
+def file_fetcher(reader: Reader) -> Fetcher:
+    """The checks of a TOML file (``checkfile.Reader``), read again only when it changed;
+    a broken file raises (the last good set stays)."""
 
     async def fetch() -> Checks | None:
         return reader.read_if_changed()
