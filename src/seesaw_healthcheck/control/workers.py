@@ -178,19 +178,22 @@ class WorkerProcess:
         endpoint = self._endpoint
         if endpoint is None or endpoint.closed:
             return self.seq  # it is being restarted: the restart sends it everything
-        first = True
-        for at in range(0, max(len(adds), 1), APPLY_CHUNK):
+        # Removals first (they free slots the adds may take), then updates, then adds;
+        # at most APPLY_CHUNK items a frame, so each frame is a short piece of work.
+        for at in range(0, len(removes), APPLY_CHUNK):
+            self.seq += 1
+            endpoint.send((APPLY, self.seq, requested_at, [], [], removes[at : at + APPLY_CHUNK]))
+        for at in range(0, len(updates), APPLY_CHUNK):
+            self.seq += 1
+            wired = [config_to_wire(config) for config in updates[at : at + APPLY_CHUNK]]
+            endpoint.send((APPLY, self.seq, requested_at, [], wired, []))
+        for at in range(0, len(adds), APPLY_CHUNK):
             self.seq += 1
             chunk = [
                 (slot, share, config_to_wire(config), resume)
                 for slot, share, config, resume in adds[at : at + APPLY_CHUNK]
             ]
-            if first:
-                wired = [config_to_wire(config) for config in updates]
-                endpoint.send((APPLY, self.seq, requested_at, chunk, wired, removes))
-                first = False
-            else:
-                endpoint.send((APPLY, self.seq, requested_at, chunk, [], []))
+            endpoint.send((APPLY, self.seq, requested_at, chunk, [], []))
         return self.seq
 
     def _closed(self) -> None:

@@ -72,6 +72,7 @@ class Worker:
         self._logs: list[tuple[int, str, str]] = []
         self._flush_timer: Timer | None = None
         self._beat_timer: Timer | None = None
+        self._removed = 0  # checks removed since memory was last given back
         self._on_closed = on_closed if on_closed is not None else reactor.stop
         self.debug = log.isEnabledFor(logging.DEBUG)  # a line per result (-v 1)
         self.endpoint = Endpoint(reactor, channel, self._on_message, self._closed)
@@ -104,8 +105,10 @@ class Worker:
         schedule = self.schedule
         for check_id in removes:
             schedule.remove(check_id)
-        if len(removes) >= SHRINK_RELEASE:
-            self.reactor.call_later(0.0, release)
+        self._removed += len(removes)
+        if self._removed >= SHRINK_RELEASE:  # a delta comes in chunks: once, after them
+            self._removed = 0
+            self.reactor.call_later(1.0, release)
         for config in updates:
             schedule.update(config)
         if adds:
