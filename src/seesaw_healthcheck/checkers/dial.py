@@ -12,7 +12,8 @@ then its late events arrive under an fd number a newer socket has taken. So:
 
 - a connect is complete only when ``SO_ERROR`` is 0 *and* ``getpeername()`` works; a
   writable wake-up that finds the socket still connecting (``ENOTCONN``) waits again, until
-  the task's deadline;
+  the task's deadline; and a socket connected to itself (a local port nobody listens on,
+  which the kernel happened to give us as our own) is refused, as Go's dialer refuses it;
 - a readable wake-up that finds no data (``EAGAIN``) waits again.
 
 Every checker that waits on a socket does it through these functions.
@@ -210,20 +211,29 @@ async def connect(sock: _socket.socket, sockaddr: SockAddr) -> int:
     yet (``ENOTCONN``) means still connecting, so wait again; the task's deadline ends it.
     """
     code = sock.connect_ex(sockaddr)
-    if code != EINPROGRESS:
+    if code == EINPROGRESS:
+        while True:
+            await writable(sock)
+            code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
+            if code:
+                return code
+            try:
+                peer = sock.getpeername()
+                break
+            except OSError as error:
+                if error.errno != ENOTCONN:
+                    return error.errno or errno.EIO
+                # a stale or spurious wake-up: not connected yet
+    elif code:
         return code
-    while True:
-        await writable(sock)
-        code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
-        if code:
-            return code
-        try:
-            sock.getpeername()
-        except OSError as error:
-            if error.errno == ENOTCONN:
-                continue  # a stale or spurious wake-up: not connected yet
-            return error.errno or errno.EIO
-        return 0
+    else:
+        peer = sock.getpeername()
+    if peer == sock.getsockname():
+        # Connected to itself: the kernel gave us, as our source port, the very port
+        # nobody listens on (TCP simultaneous open on a local address). Go's dialer
+        # refuses these too (selfConnect); a dead backend must not look alive.
+        return errno.ECONNREFUSED
+    return 0
 
 
 async def dial_tcp(ep: Endpoint, mark: int = 0, network: str | None = None) -> _socket.socket:
