@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from tests.conftest import run_check
+from tests.conftest import free_port, run_check
 from tests.responders.udp import UDPEchoResponder
 
 from seesaw_healthcheck.checkers import dial, udp
@@ -115,3 +115,26 @@ def test_mark_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
         assert seen == [0x2A]
     else:
         assert "failed to set mark" in str(result.error)
+
+
+def test_a_udp_socket_given_its_own_destination_as_source_does_not_hear_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local UDP port nobody uses can be given to our socket as its own source port: it
+    would read back its own datagram and an echo check would pass. The first socket here
+    is bound to the destination itself; the check must take another and fail."""
+    port = free_port(socket.SOCK_DGRAM)
+    real = dial.udp_socket
+    made: list[_socket.socket] = []
+
+    def first_one_on_the_destination(family: int, mark: int = 0) -> _socket.socket:
+        sock = real(family, mark)
+        if not made:
+            sock.bind(("127.0.0.1", port))
+        made.append(sock)
+        return sock
+
+    monkeypatch.setattr(dial, "udp_socket", first_one_on_the_destination)
+    result = run_check(udp_checker("127.0.0.1", port, send="ping", receive="ping"), 0.5)
+    assert len(made) == 2
+    assert not result.success, result

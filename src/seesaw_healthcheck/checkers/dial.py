@@ -338,14 +338,20 @@ def open_udp(target: Target) -> tuple[_socket.socket, Endpoint]:
     ``CheckError`` (bad target, mark refused, connect refused) or ``OSError`` (no socket).
     """
     ep = endpoint(target)
-    sock = udp_socket(ep.family, target.mark)
-    try:
-        sock.connect(ep.sockaddr)  # a UDP connect binds and sets the peer: it never blocks
-    except OSError as error:
+    for _ in range(3):
+        sock = udp_socket(ep.family, target.mark)
+        try:
+            sock.connect(ep.sockaddr)  # a UDP connect binds and sets the peer: never blocks
+            if sock.getsockname()[:2] != ep.sockaddr[:2]:
+                return sock, ep
+        except OSError as error:
+            sock.close()
+            network = f"udp{ep.version}"
+            raise CheckError(f"dial {network} {ep.addr}: connect: {os_error_text(error)}") from None
+        # Bound to the very address it sends to (a local port nobody uses, given to us as
+        # our source port): it would read its own datagram back. Another socket.
         sock.close()
-        network = f"udp{ep.version}"
-        raise CheckError(f"dial {network} {ep.addr}: connect: {os_error_text(error)}") from None
-    return sock, ep
+    raise CheckError(f"dial udp{ep.version} {ep.addr}: connect: connection refused")
 
 
 def send_datagram(sock: _socket.socket, ep: Endpoint, payload: bytes) -> None:
