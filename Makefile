@@ -80,6 +80,7 @@ test: $(STAMP) go go-grpc peers faults
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/mypy --strict src
 
 bench: $(STAMP) go
