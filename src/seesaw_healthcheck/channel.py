@@ -169,9 +169,11 @@ class FrameReader:
 # --- the shared table --------------------------------------------------------------------
 
 # One check's latest result: id (to tell a reused slot from its old check), LastCheck as
-# Unix ns, Duration ns, failures, successes, consecutive failures, state.
-SLOT = struct.Struct("<QqqQQIB")
+# Unix ns, Duration ns, failures, successes, consecutive failures, state, and "fresh": 1
+# as the worker writes it; /status's renderer clears it once it has read the slot.
+SLOT = struct.Struct("<QqqQQIBB")
 SLOT_SIZE = 64
+FRESH_OFFSET = SLOT.size - 1
 MAX_SLOTS = 1 << 22  # per worker; the mapping is sparse, so this costs address space only
 
 # The checker types, in the order of the per-type counters.
@@ -303,9 +305,9 @@ class SharedTable:
         os.ftruncate(fd, HEADER_SIZE + MAX_SLOTS * SLOT_SIZE)
         return cls(fd)
 
-    def read_slot(self, slot: int) -> tuple[int, int, int, int, int, int, int]:
+    def read_slot(self, slot: int) -> tuple[int, int, int, int, int, int, int, int]:
         """(id, start_unix_ns, duration_ns, failures, successes, consecutive failures,
-        state), read until two reads agree (the worker may be writing)."""
+        state, fresh), read until two reads agree (the worker may be writing)."""
         offset = slot_offset(slot)
         buffer = self.buffer
         first = SLOT.unpack_from(buffer, offset)

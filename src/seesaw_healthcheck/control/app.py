@@ -292,7 +292,7 @@ class Control:
     def _configure(self, entry: Entry, config: Config) -> bool:
         """True when ``config`` can run (then it is marked running; the caller sends it)."""
         problem = config_problem(config)
-        entry.problem = problem
+        self.table.set_problem(entry, problem)
         if problem is not None:
             entry.running = False
             if self._logged_problems.get(entry.id) != problem:
@@ -342,7 +342,7 @@ class Control:
             entry = table.get(check_id)
             if entry is None or entry.worker != index or not entry.running:
                 continue  # removed or stopped meanwhile: it never reports again
-            entry.message = message
+            table.set_message(entry, message)
             if not changed:
                 continue
             previous = entry.state

@@ -29,7 +29,6 @@ class Entry:
         "config",
         "id",
         "json_config",
-        "json_state",
         "kind",
         "message",
         "problem",
@@ -55,16 +54,15 @@ class Entry:
         self.state: int = State.UNKNOWN
         self.since_ns = 0  # Unix ns of the last transition (0: none yet)
         self.message = ""
-        # /status's text of this check, kept while it holds (see control.status)
+        # /status's text of its config, kept while config and problem hold (control.status)
         self.json_config: tuple[Config, str | None, bytes] | None = None
-        self.json_state: tuple[bytes, int, str, int, bytes] | None = None
 
     def numbers(self) -> tuple[int, int, int, int, int]:
         """(LastCheck Unix ns, Duration ns, failures, successes, consecutive failures) of
         the latest run: zeros before the first (or when the slot is someone else's)."""
         if self.slot < 0:
             return (0, 0, 0, 0, 0)
-        check_id, start, duration, failures, successes, consecutive, _ = self.shared.read_slot(
+        check_id, start, duration, failures, successes, consecutive, _, _ = self.shared.read_slot(
             self.slot
         )
         if check_id != self.id:
@@ -109,6 +107,9 @@ class Table:
         # (kind, from, to) -> transitions since start
         self.transitions: Counter[tuple[str, int, int]] = Counter()
         self.version = 0  # bumped when a check comes or goes
+        # ids whose state, message, config or problem changed since /status's renderer
+        # last took them (see control.status.StatusRenderer)
+        self.touched: set[int] = set()
 
     def __contains__(self, check_id: object) -> bool:
         return check_id in self.entries
@@ -130,6 +131,7 @@ class Table:
     def pop(self, check_id: int) -> Entry:
         self.version += 1
         entry = self.entries.pop(check_id)
+        self.touched.discard(check_id)
         self._uncount(entry.kind, entry.state)
         return entry
 
@@ -140,6 +142,7 @@ class Table:
             self.counts[kind, entry.state] += 1
             entry.kind = kind
         entry.config = config
+        self.touched.add(entry.id)
 
     def transition(self, entry: Entry, state: int, at_ns: int) -> None:
         self.transitions[entry.kind, entry.state, state] += 1
@@ -147,6 +150,17 @@ class Table:
         self.counts[entry.kind, state] += 1
         entry.state = state
         entry.since_ns = at_ns
+        self.touched.add(entry.id)
+
+    def set_message(self, entry: Entry, message: str) -> None:
+        if message != entry.message:
+            entry.message = message
+            self.touched.add(entry.id)
+
+    def set_problem(self, entry: Entry, problem: str | None) -> None:
+        if problem != entry.problem:
+            entry.problem = problem
+            self.touched.add(entry.id)
 
     def _uncount(self, kind: str, state: int) -> None:
         key = (kind, state)

@@ -132,6 +132,7 @@ class Worker:
             check.successes,
             check.consecutive_failures,
             check.state,
+            1,  # fresh
         )
         message = check.last_message
         if self.debug and not changed:
