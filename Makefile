@@ -8,7 +8,7 @@ export GOPROXY := off
 # apt-get waits up to 5 minutes for dpkg's lock (another apt run, unattended upgrades)
 # instead of failing at once. That option does not cover the lock `apt-get update` takes
 # on its lists (apt 2.6), so update is tried again every 5 s while that one is held, as long.
-APT_GET := apt-get -o DPkg::Lock::Timeout=300
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300
 APT_UPDATE = for try in $$(seq 60); do \
 	  out=$$($(APT_GET) update -qq 2>&1) && break; \
 	  case "$$out" in \
@@ -17,14 +17,14 @@ APT_UPDATE = for try in $$(seq 60); do \
 	  esac; \
 	done
 
-.PHONY: test test-pure lint bench demo go go-grpc peers proto fuzz clean cc compiled
+.PHONY: test test-pure lint bench demo go go-grpc peers faults proto fuzz clean cc compiled
 
 # The editable install is not compiled: the `compiled` target builds in place with the
 # venv's mypyc, and again whenever a compiled module's source changes.
 $(STAMP): pyproject.toml
 	@python3 -m venv $(VENV) 2>/dev/null || { \
 	  echo "python3 -m venv failed: installing Debian's python3-venv"; \
-	  $(APT_UPDATE); DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq python3-venv; \
+	  $(APT_UPDATE); $(APT_GET) install -y -qq python3-venv; \
 	  python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	SEESAW_HEALTHCHECK_COMPILE=0 $(PY) -m pip install -q -e '.[test,dev]'
@@ -56,7 +56,7 @@ $(COMPILED): hatch_build.py src/seesaw_healthcheck/build_info.py $(COMPILED_SOUR
 go:
 	@command -v go >/dev/null 2>&1 || { \
 	  echo "go not found: installing Debian's golang-go"; \
-	  $(APT_UPDATE); DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq golang-go; }
+	  $(APT_UPDATE); $(APT_GET) install -y -qq golang-go; }
 
 # The Go gRPC client in tests/go_grpc is built by the tests from proto/ with Debian's protoc,
 # its Go plugins and Go gRPC packages (tests/grpcclient.py). Debian's grpc-go 1.33 marshals
@@ -65,7 +65,6 @@ go:
 # apt picks for golang-google-grpc-dev alone, panics on them.
 GO_GRPC_DEBS := protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
                 golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
-APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300
 
 go-grpc: go
 	@missing=$$(for p in $(GO_GRPC_DEBS); do \
@@ -73,14 +72,28 @@ go-grpc: go
 	done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian's" $$missing; \
-	  $(APT_GET) update -qq && $(APT_GET) install -y -qq $(GO_GRPC_DEBS); \
+	  $(APT_UPDATE); $(APT_GET) install -y -qq $(GO_GRPC_DEBS); \
 	fi
 
-# Real peers of the status page and /metrics tests: Debian's chromium and prometheus.
+# Real peers of the status page, /metrics and unit file tests: Debian's chromium,
+# prometheus and systemd (for systemd-analyze; installing it does not make it PID 1).
 peers:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
+	  echo "not found:$$missing; installing Debian's$$missing"; \
+	  $(APT_UPDATE); $(APT_GET) install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# The fault tests' tools (tests/test_faults.py): Debian's faketime, to step the wall clock
+# of the server alone, and gcc, to build the fix it needs (tests/faketime/). prlimit and
+# mount come with util-linux.
+faults:
+	@missing=""; \
+	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "not found:$$missing; installing Debian's$$missing"; \
 	  $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing; \
@@ -88,7 +101,7 @@ peers:
 
 # Every test against the build users get (compiled), then the fast tests of the compiled
 # modules against the plain-Python fallback, so that neither rots.
-test: $(STAMP) compiled go go-grpc peers
+test: $(STAMP) compiled go go-grpc peers faults
 	$(PY) -c 'from seesaw_healthcheck import build_info; print("build:", build_info.describe())'
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory test-pure
@@ -103,6 +116,7 @@ test-pure: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts hatch_build.py
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts hatch_build.py
 	$(VENV)/bin/mypy --strict src
 
 bench: $(STAMP) go
@@ -120,8 +134,9 @@ FUZZ_JOBS    ?= 1
 fuzz: $(STAMP)
 	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
+# `make demo DEMO_ARGS=--grpc`: the checks go to the server over its gRPC API instead.
 demo: $(STAMP)
-	$(PY) -m seesaw_healthcheck.cli.demo examples/demo.toml
+	$(PY) -m seesaw_healthcheck.cli.demo $(DEMO_ARGS) examples/demo.toml
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

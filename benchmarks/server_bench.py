@@ -26,6 +26,13 @@ Cases (each bounded; `--cases` picks some):
           RSS every 10 s and its slope after the first minute (MB/min).
   shrink  100,000 checks, then 10: total RSS 60 s after the shrink, against a fresh server
           with the same 10 checks.
+  scrape  50,000 at 5 s, one server, two windows: plain, then with `/metrics` and `/status`
+          each fetched every second by the bench: p99 lateness of both, the CPU per check
+          ratio, and how long each fetch took (median and max; per check).
+  grpc    50,000 at 5 s pushed with SetChecks (`-config_source grpc`, a grpcio client in
+          this process) with one watcher reading every Status, measured as `50k` (run too,
+          without its baseline, if not asked for): CPU per check against the gob path of
+          the same run, and the time from the SetChecks reply until every check had run.
 
 Targets: the C floor's multi-port serve mode (benchmarks/floor) when a C compiler is
 present, else a Python accept loop. Caveat, measured here: every check closes first and
@@ -34,6 +41,7 @@ ports run out at 10,000 connects/s and runs go bistable, so the target listens o
 and each case first waits (up to 65 s) for the machine's TIME_WAIT count to drop.
 
 Usage: .venv/bin/python benchmarks/server_bench.py [--cases 10k,50k,...] [--window 30]
+       (e.g. --cases scrape --baseline none: only the scrape case)
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -48,7 +57,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -223,20 +234,25 @@ class Server:
         self,
         tmp: Path,
         name: str,
-        checks: list[dict[str, Any]],
+        checks: list[dict[str, Any]] | None,
         flags: list[str],
         source: Path | None = None,
         build: str | None = None,
     ) -> None:
+        """``checks`` None: no engine; the flags say where checks come from (gRPC)."""
         self.tmp = tmp
         self.name = name
         self.build = build
         self.checks_file = tmp / f"checks-{name}.json"
         self.stats_file = tmp / f"stats-{name}.json"
         self.log_path = tmp / f"server-{name}.log"
-        sock = tmp / f"engine-{name}.sock"
-        gopeer.write_checks_file(self.checks_file, checks)
-        self.engine = gopeer.GoEngine(sock, checks_file=self.checks_file).start()
+        self.engine: gopeer.GoEngine | None = None
+        source_flags: list[str] = []
+        if checks is not None:
+            sock = tmp / f"engine-{name}.sock"
+            gopeer.write_checks_file(self.checks_file, checks)
+            self.engine = gopeer.GoEngine(sock, checks_file=self.checks_file).start()
+            source_flags = ["-engine", str(sock)]
         env = {k: v for k, v in os.environ.items() if k != PURE_ENV}
         if source is not None:  # another checkout's sources (the baseline)
             env["PYTHONPATH"] = str(source / "src")
@@ -244,7 +260,7 @@ class Server:
             env[PURE_ENV] = "1"
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            [PY, "-m", "seesaw_healthcheck.cli.healthcheck", "-engine", str(sock),
+            [PY, "-m", "seesaw_healthcheck.cli.healthcheck", *source_flags,
              "-stats_file", str(self.stats_file), "-logtostderr", *flags, *SERVER_ARGS],
             stdout=self._log, stderr=self._log, env=env,
         )  # fmt: skip
@@ -302,7 +318,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.engine.stop()
+        if self.engine is not None:
+            self.engine.stop()
         self._log.close()
 
 
@@ -310,7 +327,7 @@ class Server:
 def server(
     tmp: Path,
     name: str,
-    checks: list[dict[str, Any]],
+    checks: list[dict[str, Any]] | None,
     flags: list[str],
     source: Path | None = None,
     build: str | None = None,
@@ -490,6 +507,111 @@ def print_builds(result: dict[str, Any], window_s: float) -> None:
         )
 
 
+def api_checks(checks: list[dict[str, Any]]) -> Any:
+    """The SetChecksRequest of ``tcp_checks`` entries."""
+    from google.protobuf import duration_pb2
+
+    from seesaw_healthcheck.goduration import parse_duration
+    from seesaw_healthcheck.grpcapi import healthcheck_pb2 as pb
+
+    def duration(text: str) -> duration_pb2.Duration:
+        d = duration_pb2.Duration()
+        d.FromNanoseconds(parse_duration(text))
+        return d
+
+    return pb.SetChecksRequest(
+        checks=[
+            pb.Check(
+                id=c["id"],
+                interval=duration(c["interval"]),
+                timeout=duration(c["timeout"]),
+                target=pb.Target(ip=c["ip"], port=c["port"]),
+                tcp=pb.TCPChecker(),
+            )
+            for c in checks
+        ]
+    )
+
+
+class Watcher:
+    """One WatchStatus stream read to the end in a thread: statuses and batches counted."""
+
+    def __init__(self, channel: Any) -> None:
+        import threading
+
+        from seesaw_healthcheck.grpcapi import healthcheck_pb2 as pb
+        from seesaw_healthcheck.grpcapi import healthcheck_pb2_grpc as pb_grpc
+
+        self.statuses = 0
+        self.batches = 0
+        self.call = pb_grpc.HealthcheckStub(channel).WatchStatus(pb.WatchStatusRequest())
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        import grpc
+
+        try:
+            for batch in self.call:
+                self.batches += 1
+                self.statuses += len(batch.statuses)
+        except grpc.RpcError:
+            pass  # cancelled at the end
+
+    def stop(self) -> None:
+        self.call.cancel()
+        self.thread.join(10)
+
+
+def grpc_case(tmp: Path, ports: list[int], seconds: float) -> dict[str, Any]:
+    """50,000 checks at 5 s pushed with SetChecks (grpcio, as a controller would), one
+    watcher reading every Status; the same window and 10% change as ``steady_case``."""
+    import grpc
+
+    from seesaw_healthcheck.grpcapi import healthcheck_pb2_grpc as pb_grpc
+
+    n = 50_000
+    checks = tcp_checks(n, "5s", ports)
+    changed = [dict(c, timeout="900ms") if c["id"] % 10 == 0 else c for c in checks]
+    request, changed_request = api_checks(checks), api_checks(changed)
+    address = f"unix:{tmp / 'grpc.sock'}"
+    wait_for_time_wait_to_drain()
+    flags = ["-config_source", "grpc", "-grpc_listen", address]
+    with server(tmp, "grpc", None, flags) as srv:
+        channel = grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", 256 << 20)]
+        )
+        grpc.channel_ready_future(channel).result(timeout=30)
+        api = pb_grpc.HealthcheckStub(channel)
+        watcher = Watcher(channel)
+        try:
+            sent = time.monotonic()  # the server's reactor runs on the same clock
+            reply = api.SetChecks(request, timeout=120)
+            answered = time.monotonic()
+            assert not reply.errors, reply.errors[:3]
+            srv.wait_all_ran(n)
+            first = srv.stats()
+            time.sleep(3.0)
+            result = window(
+                srv, seconds, midway=lambda: api.SetChecks(changed_request, timeout=120)
+            )
+            result["all_ran_after_s"] = first["all_ran_after_s"]
+        finally:
+            watcher.stop()
+            channel.close()
+    return {
+        "case": "grpc",
+        "checks": n,
+        "interval": "5s",
+        **result,
+        "set_checks_s": answered - sent,
+        "all_ran_after_reply_s": first["all_ran_at"] - answered,
+        "applied_after_send_s": first["first_config_at"] - sent,
+        "watched_statuses": watcher.statuses,
+        "watched_batches": watcher.batches,
+    }
+
+
 def big_case(tmp: Path, ports: list[int], seconds: float) -> dict[str, Any]:
     n = 100_000
     wait_for_time_wait_to_drain()
@@ -603,6 +725,100 @@ def shrink_case(tmp: Path, ports: list[int]) -> dict[str, Any]:
     }
 
 
+class Scraper:
+    """Fetches `/metrics`, then `/status`, at the start of every second (a thread); the
+    time of each from request to last byte, and the sizes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.times: dict[str, list[float]] = {"/metrics": [], "/status": []}
+        self.sizes: dict[str, int] = {}
+        self.late_ticks = 0  # seconds whose fetches started after the next second began
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def fetch(self, path: str) -> bytes:
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            body: bytes = response.read()
+        self.times[path].append(time.perf_counter() - t0)
+        self.sizes[path] = len(body)
+        return body
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            for path in self.times:
+                try:
+                    self.fetch(path)
+                except OSError as err:
+                    self.errors.append(f"{path}: {err}")
+            next_tick += 1.0
+            now = time.monotonic()
+            if next_tick < now:
+                self.late_ticks += 1
+                next_tick = now
+            self._stop.wait(next_tick - now)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def summary(self, checks: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"late_ticks": self.late_ticks, "errors": len(self.errors)}
+        for path, times in self.times.items():
+            name = path.strip("/")
+            times_ms = sorted(t * 1e3 for t in times)
+            out[f"{name}_fetches"] = len(times_ms)
+            out[f"{name}_median_ms"] = statistics.median(times_ms) if times_ms else math.nan
+            out[f"{name}_max_ms"] = times_ms[-1] if times_ms else math.nan
+            out[f"{name}_us_per_check"] = out[f"{name}_median_ms"] * 1e3 / checks
+            out[f"{name}_bytes"] = self.sizes.get(path, 0)
+        return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def scrape_case(tmp: Path, ports: list[int], seconds: float) -> list[dict[str, Any]]:
+    """50,000 checks at 5 s; a plain window, then one with /metrics and /status fetched
+    every second, on the same server."""
+    n = 50_000
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    wait_for_time_wait_to_drain()
+    flags = ["-http_addr", f"127.0.0.1:{port}"]
+    with server(tmp, "scrape", tcp_checks(n, "5s", ports), flags) as srv:
+        srv.wait_all_ran(n)
+        time.sleep(3.0)  # the start-up logging and the first re-notify settle
+        plain = window(srv, seconds)
+        scraper = Scraper(url)
+        listed = len(json.loads(scraper.fetch("/status"))["checks"])
+        if listed != n:
+            raise RuntimeError(f"/status listed {listed} checks, want {n}")
+        scraper.times["/status"].clear()
+        with scraper:
+            scraped = window(srv, seconds)
+        if scraper.errors:
+            print(f"  scrape errors: {scraper.errors[:3]}", flush=True)
+    common = {"checks": n, "interval": "5s"}
+    return [
+        {"case": "scrape-plain", **common, **plain},
+        {"case": "scrape-fetched", **common, **scraped, **scraper.summary(n)},
+    ]
+
+
 # --- baseline checkout -------------------------------------------------------------------
 
 
@@ -649,7 +865,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", default="10k,http,udp,50k,100k,rate,churn,shrink")
+    parser.add_argument("--cases", default="10k,http,udp,50k,100k,rate,churn,shrink,scrape,grpc")
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per case")
     parser.add_argument("--baseline", default="default", help="git rev, or none")
     parser.add_argument(
@@ -708,6 +924,12 @@ def main() -> int:
                             tmp, f"{name}-baseline", n, interval, target.ports, args.window, source
                         )
                     )
+        if "grpc" in cases:
+            if not any(r["case"] == "50k" for r in results):
+                print("running 50k (the gob path, for grpc): 50000 TCP checks every 5s ...")
+                results.append(steady_case(tmp, "50k", 50_000, "5s", target.ports, args.window))
+            print("running grpc: 50000 TCP checks every 5s pushed by SetChecks ...", flush=True)
+            results.append(grpc_case(tmp, target.ports, args.window))
         if "100k" in cases:
             print("running 100k: 100,000 TCP checks every 10 s, one worker ...", flush=True)
             results.append(big_case(tmp, target.ports, args.window))
@@ -722,6 +944,13 @@ def main() -> int:
         if "shrink" in cases:
             print("running shrink: 100,000 checks, then 10 ...", flush=True)
             results.append(shrink_case(tmp, target.ports))
+        if "scrape" in cases:
+            print(
+                "running scrape: 50,000 TCP checks every 5s, plain, then /metrics and /status "
+                "fetched every second ...",
+                flush=True,
+            )
+            results.extend(scrape_case(tmp, target.ports, args.window))
     finally:
         for running in targets.values():
             running.close()
@@ -745,6 +974,16 @@ def main() -> int:
                 f"{name}: CPU per check {now['cpu_us'] / before['cpu_us']:.3f}x the single-process"
                 f" baseline ({now['cpu_us']:.1f} vs {before['cpu_us']:.1f} us)"
             )
+    if "grpc" in by_case and "50k" in by_case:
+        r, gob = by_case["grpc"], by_case["50k"]
+        print(
+            f"grpc: CPU per check {r['cpu_us'] / gob['cpu_us']:.3f}x the gob path "
+            f"({r['cpu_us']:.1f} vs {gob['cpu_us']:.1f} us, all processes of the server); "
+            f"SetChecks of {r['checks']} answered in {r['set_checks_s']:.2f} s, every check "
+            f"had run {r['all_ran_after_reply_s']:.2f} s after the reply (gob: "
+            f"{gob['all_ran_after_s']:.2f} s after the first fetch was sent); the watcher "
+            f"read {r['watched_statuses']} statuses in {r['watched_batches']} batches"
+        )
     if "100k" in by_case:
         r = by_case["100k"]
         print(
@@ -773,6 +1012,27 @@ def main() -> int:
             f"10: {r['rss_60s_after_shrink_mib']:.1f} MiB; a fresh server with 10: "
             f"{r['rss_fresh_10_mib']:.1f} MiB ({r['over_fresh_mib']:+.1f} MiB)"
         )
+    if "scrape-plain" in by_case and "scrape-fetched" in by_case:
+        plain, fetched = by_case["scrape-plain"], by_case["scrape-fetched"]
+        print(
+            f"scrape: p99 lateness {plain['p99_ms']:.2f} ms plain, {fetched['p99_ms']:.2f} ms "
+            f"with /metrics and /status every second; CPU per check (all processes) "
+            f"{fetched['cpu_us'] / plain['cpu_us']:.3f}x ({fetched['cpu_us']:.1f} vs "
+            f"{plain['cpu_us']:.1f} us)"
+        )
+        for name in ("metrics", "status"):
+            print(
+                f"  /{name} of 50,000 checks: median {fetched[f'{name}_median_ms']:.1f} ms, "
+                f"max {fetched[f'{name}_max_ms']:.1f} ms "
+                f"({fetched[f'{name}_us_per_check']:.2f} us per check), "
+                f"{fetched[f'{name}_bytes'] / 1024:,.0f} KiB, "
+                f"{fetched[f'{name}_fetches']} fetches"
+            )
+        if fetched["late_ticks"] or fetched["errors"]:
+            print(
+                f"  {fetched['late_ticks']} seconds whose fetches overran into the next, "
+                f"{fetched['errors']} failed fetches"
+            )
     for r in results:
         print(json.dumps(r))
     return 0

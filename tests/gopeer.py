@@ -193,11 +193,15 @@ def write_checks_file(path: str | os.PathLike[str], configs: list[dict[str, Any]
 
 
 def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The notifications a ``gopeer engine -record`` received, one dict per notification."""
+    """The notifications a ``gopeer engine -record`` received, one dict per notification.
+
+    Only whole lines: while the engine runs, its buffered writer may have written part of
+    the last one (a flush of a full buffer ends anywhere)."""
     p = Path(path)
     if not p.exists():
         return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line]
+    text = p.read_text()
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line]
 
 
 # --- The recipe shared with gopeer client and bench (tests/go/README.md) ---

@@ -163,7 +163,7 @@ def control_in_virtual_time(
         return control.reactor
 
     launcher = InProcessWorkers(reactor_of, checks)
-    config = ServerConfig(engine_socket="engine.sock", **settings)
+    config = ServerConfig(engine_socket="engine.sock", **{"http_addr": "", **settings})
     control = Control(
         config,
         workers=workers,

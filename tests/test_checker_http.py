@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gzip
 import socket
+import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trustme
-from tests.conftest import free_port, full_accept_queue, run_check
+from tests.conftest import free_port, full_accept_queue, run_check, wait_for
 from tests.responders.http import HTTPResponder, Route, tls_server_context
 from tests.responders.tcp import TCPResponder
 
@@ -19,6 +19,7 @@ from seesaw_healthcheck.checkers import resolve
 from seesaw_healthcheck.checkers.base import CheckError
 from seesaw_healthcheck.checkers.http import parse_head
 from seesaw_healthcheck.model import HTTPChecker, Mode, Proto, Target, ip_to_bytes
+from seesaw_healthcheck.reactor import Reactor
 
 HOSTS = ["127.0.0.1", "::1"]
 
@@ -126,16 +127,7 @@ def test_absolute_url_host_wins_and_query_is_kept() -> None:
         assert web.seen[-1].host == f"[::1]:{web.port}"
 
 
-@pytest.fixture
-def fresh_resolver_cache() -> Iterator[None]:
-    resolve._cache.clear()
-    yield
-    resolve._cache.clear()
-
-
-def test_a_host_name_in_the_url_is_resolved_and_dialled_as_go_does(
-    fresh_resolver_cache: None,
-) -> None:
+def test_a_host_name_in_the_url_is_resolved_and_dialled_as_go_does() -> None:
     """PLAIN mode: Go's Transport dials the URL's host, here "localhost" (from /etc/hosts:
     no query leaves the machine), not the target, which is a closed port."""
     dead = free_port()
@@ -154,7 +146,7 @@ def test_a_host_name_in_the_url_is_resolved_and_dialled_as_go_does(
 
 
 def test_a_name_that_does_not_resolve_fails_with_gos_text(
-    fresh_resolver_cache: None, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[str] = []
 
@@ -164,14 +156,18 @@ def test_a_name_that_does_not_resolve_fails_with_gos_text(
 
     monkeypatch.setattr(resolve.socket, "getaddrinfo", no_such_host)
     checker = http_checker("127.0.0.1", 80, request="http://status.invalid:8080/")
-    for _ in range(2):
-        result = run_check(checker)
-        assert not result.success
-        assert result.message == "HTTP GET to 127.0.0.1:80; failed to connect"
-        assert result.error == (
-            'Get "http://status.invalid:8080/": dial tcp: lookup status.invalid: no such host'
-        )
-    assert calls == ["status.invalid"]  # the answer is kept for resolve.TTL_S
+    with Reactor() as reactor:
+        for _ in range(2):
+            result = reactor.run(checkers.run(checker, 1.0))
+            assert not result.success
+            assert result.message == "HTTP GET to 127.0.0.1:80; failed to connect"
+            assert result.error == (
+                'Get "http://status.invalid:8080/": dial tcp: lookup status.invalid: no such host'
+            )
+        assert calls == ["status.invalid"]  # the answer is kept for resolve.TTL_S
+        assert any(t.name.startswith("resolve") for t in threading.enumerate())
+    # The lookup threads belong to the reactor: they end when it closes.
+    assert wait_for(lambda: not any(t.name.startswith("resolve") for t in threading.enumerate()))
 
 
 def test_proxy_mode_sends_absolute_uri() -> None:

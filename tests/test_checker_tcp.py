@@ -129,8 +129,9 @@ def test_tls_verify_off_passes_and_untrusted_verify_fails(ca: trustme.CA, host: 
 @pytest.mark.parametrize("host", HOSTS)
 def test_tls_verify_on_with_trusted_ca(trusted_ca: trustme.CA, host: str) -> None:
     with TCPResponder(host, tls=tls_server_context(trusted_ca, host)) as peer:
-        ok = run_check(tcp_checker(host, peer.port, secure=True, tls_verify=True, send="a",
-                                   receive="a"))
+        ok = run_check(
+            tcp_checker(host, peer.port, secure=True, tls_verify=True, send="a", receive="a")
+        )
         assert ok.success, str(ok)
     # A certificate for another name fails verification even from a trusted CA.
     with TCPResponder(host, tls=tls_server_context(trusted_ca, "other.example")) as peer:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from tests.conftest import run_check
+from tests.conftest import free_port, run_check
 from tests.responders.udp import UDPEchoResponder
 
 from seesaw_healthcheck.checkers import udp
@@ -122,3 +122,26 @@ def test_mark_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
         assert seen == [0x2A]
     else:
         assert "failed to set mark" in str(result.error)
+
+
+def test_a_udp_socket_given_its_own_destination_as_source_does_not_hear_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local UDP port nobody uses can be given to our socket as its own source port: it
+    would read back its own datagram and an echo check would pass. The first socket here
+    is bound to the destination itself; the check must take another and fail."""
+    port = free_port(socket.SOCK_DGRAM)
+    made: list[_socket.socket] = []
+
+    class FirstOneOnTheDestination(_socket.socket):
+        # Patched in as ``_socket.socket``: looked up at call time in both builds.
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            if not made:
+                self.bind(("127.0.0.1", port))
+            made.append(self)
+
+    monkeypatch.setattr(_socket, "socket", FirstOneOnTheDestination)
+    result = run_check(udp_checker("127.0.0.1", port, send="ping", receive="ping"), 0.5)
+    assert len(made) == 2
+    assert not result.success, result

@@ -221,3 +221,30 @@ def test_a_ten_minute_engine_outage_logs_two_errors_and_a_summary_a_minute(
     got = engine.latest()
     assert all(got[i].status.state == H for i in range(1, 11))
     assert all(got[i].status.failures >= 60 for i in range(1, 11, 2))
+
+
+def test_a_worker_whose_checks_shrink_to_a_quarter_is_recycled_without_a_notification(
+    engine: FakeEngine, checks: ScriptedChecks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new process gives back the memory Python keeps after most checks are gone; the
+    remaining checks resume from the table's state: the engine hears nothing about it."""
+    from seesaw_healthcheck.control import app
+
+    monkeypatch.setattr(app, "RECYCLE_PEAK", 40)
+    engine.configs = {i: tcp_config(i, 9500 + i % 2) for i in range(1, 41)}
+    checks.up[9501] = False
+    control, _, launcher = control_in_virtual_time(engine, checks, **FAST)
+    try:
+        run_for(control, 4.0)
+        heard = len(engine.notifications())
+        assert heard == 40
+        engine.configs = {i: tcp_config(i, 9500 + i % 2) for i in range(1, 11)}
+        run_for(control, 4.0)
+        assert len(launcher.started) == 2 and control.workers[0].starts == 2
+        assert launcher.started[0].returncode == 0  # it left when asked
+        assert len(engine.notifications()) == heard  # no Unknown, no transition
+        runs = {e.id: e.numbers()[3] + e.numbers()[2] for e in control.table}
+        run_for(control, 2.0)
+        assert all(e.numbers()[3] + e.numbers()[2] > runs[e.id] for e in control.table)
+    finally:
+        control.close()

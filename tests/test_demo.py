@@ -36,7 +36,10 @@ def _gone(pid: int) -> bool:
 def test_demo_runs_bounded_and_shows_changes_and_table() -> None:
     result = subprocess.run(
         [*DEMO, "--duration", "15", str(DEMO_TOML)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -49,9 +52,8 @@ def test_demo_runs_bounded_and_shows_changes_and_table() -> None:
     assert any("gone-tcp" in line and "-> Unhealthy" in line for line in changes), out
     # The periodic table, with every check of the file in it.
     assert "CHECK" in out and "STATE" in out
-    table = out[out.rindex("CHECK"):]
-    for name in ("web-flapping", "api-http", "smtp-tcp", "resolver-dns", "syslog-udp",
-                 "gone-tcp"):
+    table = out[out.rindex("CHECK") :]
+    for name in ("web-flapping", "api-http", "smtp-tcp", "resolver-dns", "syslog-udp", "gone-tcp"):
         assert name in table, table
     assert re.search(r"\d+ state changes, [1-9]\d* notifications", out), out
     sock, pid = _socket_and_pid(out)
@@ -59,11 +61,48 @@ def test_demo_runs_bounded_and_shows_changes_and_table() -> None:
     assert _gone(pid)
 
 
+GRPC_LINE = re.compile(
+    r"server seesaw-healthcheck -config_source grpc -grpc_listen unix:(\S+) \(pid (\d+)\)"
+)
+
+
+@pytest.mark.slow
+def test_demo_over_grpc(tmp_path: Path) -> None:
+    """``--grpc``: the same demo with the checks pushed over the gRPC API."""
+    result = subprocess.run(
+        [*DEMO, "--grpc", "--duration", "12", str(DEMO_TOML)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "State changes as the controller receives them" in out
+    changes = [line for line in out.splitlines() if " -> " in line]
+    assert any("api-http" in line and "Unknown -> Healthy" in line for line in changes), out
+    assert any("resolver-dns" in line and "-> Healthy" in line for line in changes), out
+    assert any("gone-tcp" in line and "-> Unhealthy" in line for line in changes), out
+    table = out[out.rindex("CHECK") :]
+    assert "web-flapping" in table  # either state, as it flaps
+    for name in ("api-http", "smtp-tcp", "resolver-dns", "syslog-udp"):
+        assert re.search(rf"{name} .* Healthy ", table), table
+    assert re.search(r"gone-tcp .* Unhealthy ", table), table
+    assert re.search(r"\(1 push, \d+ notifications\)", out), out
+    assert re.search(r"\d+ state changes, [1-9]\d* notifications, 1 push$", out, re.M), out
+    assert result.stderr == "", result.stderr  # nothing went wrong, not even on the way out
+    m = GRPC_LINE.search(out)
+    assert m, out
+    assert not os.path.exists(os.path.dirname(m.group(1)))  # temp dir and socket removed
+    assert _gone(int(m.group(2)))
+
+
 def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     out_path = tmp_path / "out.txt"
     with open(out_path, "w") as out:
-        proc = subprocess.Popen([*DEMO, str(DEMO_TOML)], stdout=out,
-                                stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(
+            [*DEMO, str(DEMO_TOML)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
     try:
         deadline = time.monotonic() + 20
         while "-> Healthy" not in out_path.read_text():
@@ -86,12 +125,17 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
 def test_demo_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[[demo.target]]\nname = 'x'\nkind = 'ftp'\n")
-    result = subprocess.run([*DEMO, "--duration", "1", str(bad)], capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [*DEMO, "--duration", "1", str(bad)], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2
     assert "kind 'ftp' is not one of" in result.stderr
-    missing = subprocess.run([*DEMO, "--duration", "1", str(tmp_path / "nope.toml")],
-                             capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [*DEMO, "--duration", "1", str(tmp_path / "nope.toml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode == 2 and "cannot read" in missing.stderr
 
 

@@ -36,7 +36,9 @@ timeout = "500ms"
 retries = 1
 """
 
-TWO_CHECKS = ONE_CHECK + """
+TWO_CHECKS = (
+    ONE_CHECK
+    + """
 [[check]]
 name = "dns-1"
 type = "dns"
@@ -46,6 +48,7 @@ query = "www.example.com."
 query_type = "aaaa"
 answer = "::1"
 """
+)
 
 EVERY_TYPE = """
 [defaults]
@@ -104,7 +107,11 @@ def test_every_type_parses_with_seesaw_defaults() -> None:
     checks = parse_checks(EVERY_TYPE, "every.toml")
     by_type = {type(e.config.checker).__name__: e.config for e in checks.values()}
     assert set(by_type) == {
-        "HTTPChecker", "TCPChecker", "UDPChecker", "RADIUSChecker", "PingChecker"
+        "HTTPChecker",
+        "TCPChecker",
+        "UDPChecker",
+        "RADIUSChecker",
+        "PingChecker",
     }
     http = checks[7].config
     assert isinstance(http.checker, model.HTTPChecker)
@@ -112,8 +119,11 @@ def test_every_type_parses_with_seesaw_defaults() -> None:
     assert http.checker.response_code == 204 and http.checker.tls_verify
     assert http.checker.target.proto == model.Proto.TCP
     assert (http.interval, http.timeout, http.retries) == (2 * 10**9, 10**9, 3)
-    https = next(e.config.checker for e in checks.values()
-                 if isinstance(e.config.checker, model.HTTPChecker) and e.config.id != 7)
+    https = next(
+        e.config.checker
+        for e in checks.values()
+        if isinstance(e.config.checker, model.HTTPChecker) and e.config.id != 7
+    )
     assert isinstance(https, model.HTTPChecker)
     assert https.secure and not https.tls_verify
     assert https.target.mode == model.Mode.DSR and https.target.mark == 9
@@ -149,10 +159,14 @@ def test_ids_follow_seesaw_numbering_and_survive_reloads() -> None:
         ("[[check]]\ntype='tcp'\nip='127.0.0.1'\nport=1\ntimeout='5 s'", "timeout"),
         ("[[check]]\ntype='tcp'\nip='127.0.0.1'\nport=70000", "out of range"),
         ("[[check]]\ntype='ping'\nip='1.2.3.4'\nmode='dsr'\nhost='1.2.3.5'", "dsr or tun"),
-        ("[[check]]\ntype='dns'\nip='127.0.0.1'\nport=53\nquery='x.'\nquery_type='NOPE'",
-         "unknown DNS query_type"),
-        ("[[check]]\nid=1\ntype='ping'\nip='::1'\n[[check]]\nid=1\ntype='ping'\nip='::1'",
-         "already used"),
+        (
+            "[[check]]\ntype='dns'\nip='127.0.0.1'\nport=53\nquery='x.'\nquery_type='NOPE'",
+            "unknown DNS query_type",
+        ),
+        (
+            "[[check]]\nid=1\ntype='ping'\nip='::1'\n[[check]]\nid=1\ntype='ping'\nip='::1'",
+            "already used",
+        ),
         ("check = 1", "array of tables"),
         ("[checks]", "unknown top-level key"),
         ("[[check]\n", "not valid TOML"),
@@ -176,8 +190,9 @@ def _wait_for(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
 def _notification(check_id: int, state: model.State, message: str) -> model.Notification:
     return model.Notification(
         id=check_id,
-        status=model.Status(last_check=GoTime.now(),
-                            duration=1234, successes=1, state=state, message=message),
+        status=model.Status(
+            last_check=GoTime.now(), duration=1234, successes=1, state=state, message=message
+        ),
     )
 
 
@@ -199,8 +214,13 @@ def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
     with LoopThread() as loop:  # the engine's loop; our client's reactor runs here
         loop.run(engine.start(sock))
         try:
-            checks = _call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
-                           schema.CONTEXT_ARG, schema.CHECKS)
+            checks = _call(
+                sock,
+                schema.HEALTHCHECKS,
+                model.Context.trusted(),
+                schema.CONTEXT_ARG,
+                schema.CHECKS,
+            )
             assert isinstance(checks, model.Checks) and checks.configs is not None
             assert {c.id for c in checks.configs.values()} == set(engine.checks)
             web = next(i for i, e in engine.checks.items() if e.name == "web-1")
@@ -212,23 +232,32 @@ def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
             # Like Seesaw's engine: a nil or untrusted context is refused. (A nil top-level
             # pointer cannot be sent with gob, so Healthchecks gets an empty context.)
             with pytest.raises(RpcError, match=r"^insufficient access$"):
-                _call(sock, schema.HEALTHCHECKS, model.Context(), schema.CONTEXT_ARG,
-                      schema.CHECKS)
+                _call(sock, schema.HEALTHCHECKS, model.Context(), schema.CONTEXT_ARG, schema.CHECKS)
             untrusted = model.Context.trusted()
             untrusted.auth_type = model.AuthType.UNTRUSTED
             with pytest.raises(RpcError, match=r"^insufficient access$"):
                 _call(sock, schema.HEALTHCHECKS, untrusted, schema.CONTEXT_ARG, schema.CHECKS)
             with pytest.raises(RpcError, match=r"^context is nil$"):
-                _call(sock, schema.HEALTH_STATE_METHOD,
-                      model.HealthState(ctx=None, notifications=[
-                          _notification(web, model.State.HEALTHY, "sneaky")]),
-                      schema.HEALTH_STATE_ARG, schema.INT_REPLY)
+                _call(
+                    sock,
+                    schema.HEALTH_STATE_METHOD,
+                    model.HealthState(
+                        ctx=None, notifications=[_notification(web, model.State.HEALTHY, "sneaky")]
+                    ),
+                    schema.HEALTH_STATE_ARG,
+                    schema.INT_REPLY,
+                )
             assert engine.refused == 3 and web not in engine.statuses
 
-            state = model.HealthState(ctx=model.Context.trusted(), notifications=[
-                _notification(web, model.State.HEALTHY, "TCP connect to 127.0.0.1:8080 ok")])
-            reply = _call(sock, schema.HEALTH_STATE_METHOD, state,
-                          schema.HEALTH_STATE_ARG, schema.INT_REPLY)
+            state = model.HealthState(
+                ctx=model.Context.trusted(),
+                notifications=[
+                    _notification(web, model.State.HEALTHY, "TCP connect to 127.0.0.1:8080 ok")
+                ],
+            )
+            reply = _call(
+                sock, schema.HEALTH_STATE_METHOD, state, schema.HEALTH_STATE_ARG, schema.INT_REPLY
+            )
             assert reply == 0
             assert engine.statuses[web].state == model.State.HEALTHY
             assert engine.statuses[web].message == "TCP connect to 127.0.0.1:8080 ok"
@@ -245,8 +274,13 @@ def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
             _wait_for(lambda: engine.last_error is not None)
             assert "ip is required" in (engine.last_error or "")
             assert list(engine.checks) == [web]
-            again = _call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
-                          schema.CONTEXT_ARG, schema.CHECKS)
+            again = _call(
+                sock,
+                schema.HEALTHCHECKS,
+                model.Context.trusted(),
+                schema.CONTEXT_ARG,
+                schema.CHECKS,
+            )
             assert list(again.configs) == [web]
         finally:
             loop.run(engine.close())
@@ -256,8 +290,9 @@ def test_serves_checks_and_records_health_state(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert lines[0]["name"] == "web-1" and lines[0]["state"] == "Healthy"
     assert lines[0]["old_state"] == "Unknown" and lines[0]["duration"] == "1.234µs"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)",
-                        lines[0]["last_check"]), lines[0]
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)", lines[0]["last_check"]
+    ), lines[0]
 
 
 def test_cli_reloads_on_sighup_and_keeps_last_good(tmp_path: Path) -> None:
@@ -267,16 +302,28 @@ def test_cli_reloads_on_sighup_and_keeps_last_good(tmp_path: Path) -> None:
     stderr_path = tmp_path / "stderr.txt"
 
     def fetch_names() -> int:
-        checks = _call(sock, schema.HEALTHCHECKS, model.Context.trusted(),
-                       schema.CONTEXT_ARG, schema.CHECKS)
+        checks = _call(
+            sock, schema.HEALTHCHECKS, model.Context.trusted(), schema.CONTEXT_ARG, schema.CHECKS
+        )
         return len(checks.configs or {})
 
     with open(stderr_path, "wb") as err:
         # -poll 1h: only SIGHUP can make it re-read the file within this test.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "seesaw_healthcheck.cli.engine", "-socket", sock,
-             "-config", str(config), "-poll", "1h", "-logtostderr"],
-            stdout=subprocess.DEVNULL, stderr=err,
+            [
+                sys.executable,
+                "-m",
+                "seesaw_healthcheck.cli.engine",
+                "-socket",
+                sock,
+                "-config",
+                str(config),
+                "-poll",
+                "1h",
+                "-logtostderr",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
         )
     try:
         _wait_for(lambda: os.path.exists(sock), 10.0)
@@ -305,15 +352,26 @@ def test_cli_refuses_bad_config_at_start(tmp_path: Path) -> None:
     config = tmp_path / "checks.toml"
     config.write_text("[[check]]\ntype = 'tcp'\nip = '127.0.0.1'\n")
     result = subprocess.run(
-        [sys.executable, "-m", "seesaw_healthcheck.cli.engine", "-socket",
-         str(tmp_path / "e.sock"), "-config", str(config)],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "seesaw_healthcheck.cli.engine",
+            "-socket",
+            str(tmp_path / "e.sock"),
+            "-config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert "port is required for a tcp check" in result.stderr
     missing = subprocess.run(
         [sys.executable, "-m", "seesaw_healthcheck.cli.engine"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert missing.returncode == 2 and "-config is required" in missing.stderr
 
@@ -411,16 +469,43 @@ def test_allow_invalid_shows_the_servers_handling_of_bad_checks(tmp_path: Path) 
         config.write_text(INVALID_CHECKS.replace("PORT", str(peer.port)))
         try:
             with open(engine_log, "wb") as err:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "seesaw_healthcheck.cli.engine", "-socket", sock,
-                     "-config", str(config), "-allow_invalid", "-record", str(record),
-                     "-logtostderr"], stdout=subprocess.DEVNULL, stderr=err))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "seesaw_healthcheck.cli.engine",
+                            "-socket",
+                            sock,
+                            "-config",
+                            str(config),
+                            "-allow_invalid",
+                            "-record",
+                            str(record),
+                            "-logtostderr",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=err,
+                    )
+                )
             _wait_for(lambda: os.path.exists(sock), 10.0)
             with open(server_log, "wb") as err:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "seesaw_healthcheck.cli.healthcheck", "-engine", sock,
-                     "-batch_delay", "10ms", "-logtostderr"],
-                    stdout=subprocess.DEVNULL, stderr=err))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "seesaw_healthcheck.cli.healthcheck",
+                            "-engine",
+                            sock,
+                            "-batch_delay",
+                            "10ms",
+                            "-logtostderr",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=err,
+                    )
+                )
             _wait_for(lambda: record.exists() and '"Healthy"' in record.read_text(), 20.0)
             _wait_for(lambda: server_log.read_text().count("has a bad config") >= 4, 10.0)
         finally:
@@ -432,26 +517,31 @@ def test_allow_invalid_shows_the_servers_handling_of_bad_checks(tmp_path: Path) 
                     proc.kill()
                     proc.wait()
     server = server_log.read_text()
-    for check_id, problem in [(2, "interval 0s is out of range"),
-                              (3, "timeout -1s is out of range"),
-                              (4, "target: invalid IP of 0 bytes"),
-                              (5, "no checker (nil)")]:
+    for check_id, problem in [
+        (2, "interval 0s is out of range"),
+        (3, "timeout -1s is out of range"),
+        (4, "target: invalid IP of 0 bytes"),
+        (5, "no checker (nil)"),
+    ]:
         assert f"Healthcheck {check_id} has a bad config, not running it: {problem}" in server
     engine = engine_log.read_text()
     assert engine.count("serving check ") == 6, engine  # 1 + 2 rules + 2 + 1
     notes = [json.loads(line) for line in record.read_text().splitlines()]
     assert {n["id"] for n in notes} == {1}
     assert notes[0]["state"] == "Healthy"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)",
-                        notes[0]["last_check"]), notes[0]
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d)", notes[0]["last_check"]
+    ), notes[0]
 
 
 @pytest.mark.parametrize(
     ("time", "text"),
     [
         (GoTime.from_unix_ns(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456789Z"),
-        (GoTime.from_unix_ns(1_700_000_000_000_000_005, 3600),
-         "2023-11-14T23:13:20.000000005+01:00"),
+        (
+            GoTime.from_unix_ns(1_700_000_000_000_000_005, 3600),
+            "2023-11-14T23:13:20.000000005+01:00",
+        ),
         (GoTime.from_unix_ns(0, -(5 * 3600 + 30 * 60)), "1969-12-31T18:30:00.000000000-05:30"),
         (GoTime.from_unix_ns(7, 0), "1970-01-01T00:00:00.000000007Z"),
         (GoTime(), "0001-01-01T00:00:00.000000000Z"),

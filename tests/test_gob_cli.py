@@ -13,8 +13,12 @@ from seesaw_healthcheck.gob import Encoder, Float, GoTime, Int, String
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seesaw_healthcheck.gob", *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "seesaw_healthcheck.gob", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_dumps_every_value_as_json(tmp_path: Path) -> None:
@@ -22,15 +26,32 @@ def test_dumps_every_value_as_json(tmp_path: Path) -> None:
     checks.write_bytes(GO_CHECKS_1 + GO_CHECKS_2)
     enc = Encoder()
     mine = tmp_path / "mine.gob"
-    mine.write_bytes(enc.encode(NOTE_VALUE, NOTE) + enc.encode(7, Int())
-                     + enc.encode(float("inf"), Float()) + enc.encode("é", String()))
+    mine.write_bytes(
+        enc.encode(NOTE_VALUE, NOTE)
+        + enc.encode(7, Int())
+        + enc.encode(float("inf"), Float())
+        + enc.encode("é", String())
+    )
     done = run(str(checks), str(mine))
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
-    assert lines[0] == {"Configs": {"7": {
-        "Id": 7, "Interval": 5_000_000_000, "Retries": 2,
-        "Checker": {"$type": "*main.TCPChecker", "$value": {
-            "Target": {"IP": "01020304", "Port": 80}, "Send": "hi", "Secure": True}}}}}
+    assert lines[0] == {
+        "Configs": {
+            "7": {
+                "Id": 7,
+                "Interval": 5_000_000_000,
+                "Retries": 2,
+                "Checker": {
+                    "$type": "*main.TCPChecker",
+                    "$value": {
+                        "Target": {"IP": "01020304", "Port": 80},
+                        "Send": "hi",
+                        "Secure": True,
+                    },
+                },
+            }
+        }
+    }
     assert lines[1]["Configs"]["8"]["Checker"]["$type"] == "*main.UDPChecker"
     note = lines[2]
     assert note["When"] == {"$type": "Time", "$hex": NOTE_VALUE["When"].marshal_binary().hex()}

@@ -60,10 +60,17 @@ def decode_all(data: bytes, type: Any = None) -> list[Any]:
 
 # -- primitives (doc.go's examples) --
 
+
 @pytest.mark.parametrize(
     ("value", "wire"),
-    [(0, "00"), (7, "07"), (127, "7f"), (128, "ff80"), (256, "fe0100"),
-     (2**64 - 1, "f8" + "ff" * 8)],
+    [
+        (0, "00"),
+        (7, "07"),
+        (127, "7f"),
+        (128, "ff80"),
+        (256, "fe0100"),
+        (2**64 - 1, "f8" + "ff" * 8),
+    ],
 )
 def test_uint_encoding(value: int, wire: str) -> None:
     assert uint_bytes(value).hex() == wire
@@ -71,8 +78,14 @@ def test_uint_encoding(value: int, wire: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "wire"),
-    [(0, "00"), (1, "02"), (-1, "01"), (-129, "fe0101"), (2**63 - 1, "f8" + "ff" * 7 + "fe"),
-     (-(2**63), "f8" + "ff" * 8)],
+    [
+        (0, "00"),
+        (1, "02"),
+        (-1, "01"),
+        (-129, "fe0101"),
+        (2**63 - 1, "f8" + "ff" * 7 + "fe"),
+        (-(2**63), "f8" + "ff" * 8),
+    ],
 )
 def test_int_encoding(value: int, wire: str) -> None:
     assert int_bytes(value).hex() == wire
@@ -131,6 +144,7 @@ def test_type_definition_sent_once_per_stream() -> None:
 
 # -- a Seesaw-shaped stream written by Go 1.19 (see tests: /tmp/gobcheck in the report) --
 
+
 @dataclass
 class Tcp:
     Target: dict[str, Any]
@@ -145,15 +159,27 @@ class Udp:
 
 
 TARGET = Struct("Target", [Field("IP", Bytes()), Field("Port", Int()), Field("Mode", Int())])
-TCP = Struct("TCPChecker", [Field("Target", TARGET), Field("Send", String()),
-                            Field("Secure", Bool())], Tcp)
+TCP = Struct(
+    "TCPChecker", [Field("Target", TARGET), Field("Send", String()), Field("Secure", Bool())], Tcp
+)
 UDP = Struct("UDPChecker", [Field("Target", TARGET), Field("Receive", String())], Udp)
-REGISTRY = (Registry().register("*main.TCPChecker", Ptr(TCP), Tcp)
-            .register("*main.UDPChecker", Ptr(UDP), Udp))
-CONFIG = Struct("Config", [Field("Id", Uint()), Field("Checker", Interface(REGISTRY)),
-                           Field("Interval", Int()), Field("Retries", Int())])
-CHECKS = Struct("Checks", [Field("Configs", Map(Uint(), Ptr(CONFIG),
-                                                name="map[main.Id]*main.Config"))])
+REGISTRY = (
+    Registry()
+    .register("*main.TCPChecker", Ptr(TCP), Tcp)
+    .register("*main.UDPChecker", Ptr(UDP), Udp)
+)
+CONFIG = Struct(
+    "Config",
+    [
+        Field("Id", Uint()),
+        Field("Checker", Interface(REGISTRY)),
+        Field("Interval", Int()),
+        Field("Retries", Int()),
+    ],
+)
+CHECKS = Struct(
+    "Checks", [Field("Configs", Map(Uint(), Ptr(CONFIG), name="map[main.Id]*main.Config"))]
+)
 
 # Go: enc.Encode(&Checks{map[Id]*Config{7: {7, &TCPChecker{Target{[]byte{1,2,3,4}, 80, 0},
 # "hi", true}, 5 * time.Second, 2}}}) then a second value with a UDPChecker.
@@ -172,11 +198,26 @@ GO_CHECKS_2 = bytes.fromhex(
     "6b657201ff8c000102010654617267657401ff8a00010752656365697665010c0000000fff8c0a"
     "01026a010200010178000000"
 )
-CHECKS_1 = {"Configs": {7: {"Id": 7, "Checker": Tcp({"IP": b"\1\2\3\4", "Port": 80, "Mode": 0},
-                                                  "hi", True),
-                            "Interval": 5_000_000_000, "Retries": 2}}}
-CHECKS_2 = {"Configs": {8: {"Id": 8, "Checker": Udp({"IP": b"", "Port": 53, "Mode": 1}, "x"),
-                            "Interval": 0, "Retries": 0}}}
+CHECKS_1 = {
+    "Configs": {
+        7: {
+            "Id": 7,
+            "Checker": Tcp({"IP": b"\1\2\3\4", "Port": 80, "Mode": 0}, "hi", True),
+            "Interval": 5_000_000_000,
+            "Retries": 2,
+        }
+    }
+}
+CHECKS_2 = {
+    "Configs": {
+        8: {
+            "Id": 8,
+            "Checker": Udp({"IP": b"", "Port": 53, "Mode": 1}, "x"),
+            "Interval": 0,
+            "Retries": 0,
+        }
+    }
+}
 
 
 def test_interface_stream_matches_go_bytes() -> None:
@@ -191,8 +232,10 @@ def test_interface_stream_decodes() -> None:
     assert decode_all(GO_CHECKS_1 + GO_CHECKS_2, CHECKS) == [CHECKS_1, CHECKS_2]
     generic = decode_all(GO_CHECKS_1)
     checker = generic[0]["Configs"][7]["Checker"]
-    assert checker == UnknownValue("*main.TCPChecker", {
-        "Target": {"IP": b"\1\2\3\4", "Port": 80}, "Send": "hi", "Secure": True})
+    assert checker == UnknownValue(
+        "*main.TCPChecker",
+        {"Target": {"IP": b"\1\2\3\4", "Port": 80}, "Send": "hi", "Secure": True},
+    )
 
 
 def test_chunked_feeding_one_byte_at_a_time() -> None:
@@ -225,14 +268,27 @@ GO_NOTE = bytes.fromhex(
     "0000000005ffff010201610001010202000102000101fef83f01fef03fffc00003040054040c00"
     "01730cff97020102ff98000104000006ff9800020204"
 )
-NOTE = Struct("Note", [
-    Field("Id", Uint()), Field("When", TIME), Field("Tags", Slice(String())),
-    Field("Sub", Slice(Ptr(TARGET), name="[]*main.Target")), Field("Arr", Array(Int(8), 2)),
-    Field("F", Float()), Field("C", Complex()),
-])
-NOTE_VALUE = {"Id": 3, "When": GoTime.from_unix_ns(1_700_000_000_000_000_005),
-              "Tags": ["a", ""], "Sub": [{"IP": b"", "Port": 1, "Mode": 0}], "Arr": [0, -1],
-              "F": 1.5, "C": complex(1, -2)}
+NOTE = Struct(
+    "Note",
+    [
+        Field("Id", Uint()),
+        Field("When", TIME),
+        Field("Tags", Slice(String())),
+        Field("Sub", Slice(Ptr(TARGET), name="[]*main.Target")),
+        Field("Arr", Array(Int(8), 2)),
+        Field("F", Float()),
+        Field("C", Complex()),
+    ],
+)
+NOTE_VALUE = {
+    "Id": 3,
+    "When": GoTime.from_unix_ns(1_700_000_000_000_000_005),
+    "Tags": ["a", ""],
+    "Sub": [{"IP": b"", "Port": 1, "Mode": 0}],
+    "Arr": [0, -1],
+    "F": 1.5,
+    "C": complex(1, -2),
+}
 
 
 def test_time_arrays_slices_match_go_bytes() -> None:
@@ -241,8 +297,12 @@ def test_time_arrays_slices_match_go_bytes() -> None:
     first.encode(CHECKS_1, Ptr(CHECKS))
     first.encode(CHECKS_2, Ptr(CHECKS))
     enc = Encoder(ids)
-    out = (enc.encode(NOTE_VALUE, NOTE) + enc.encode(42, Int()) + enc.encode("s", String())
-           + enc.encode([1, 2], Slice(Int())))
+    out = (
+        enc.encode(NOTE_VALUE, NOTE)
+        + enc.encode(42, Int())
+        + enc.encode("s", String())
+        + enc.encode([1, 2], Slice(Int()))
+    )
     assert out == GO_NOTE
     dec = Decoder()
     dec.feed(GO_NOTE)
@@ -264,6 +324,7 @@ def test_zero_time_is_omitted_but_local_zero_instant_is_not() -> None:
 
 # -- struct field rules --
 
+
 @dataclass
 class Inner:
     A: int = 0
@@ -278,9 +339,16 @@ class Outer:
 
 
 INNER = Struct("Inner", [Field("A", Int())], Inner)
-OUTER = Struct("Outer", [Field("Inner", INNER, "inner"), Field("Ptr", Ptr(INNER), "ptr"),
-                         Field("Name", String(), "name"), Field("Tags", Slice(String()), "tags")],
-               Outer)
+OUTER = Struct(
+    "Outer",
+    [
+        Field("Inner", INNER, "inner"),
+        Field("Ptr", Ptr(INNER), "ptr"),
+        Field("Name", String(), "name"),
+        Field("Tags", Slice(String()), "tags"),
+    ],
+    Outer,
+)
 
 
 def test_nested_struct_always_sent_nil_pointer_omitted() -> None:
@@ -296,8 +364,15 @@ def test_nested_struct_always_sent_nil_pointer_omitted() -> None:
 
 
 def test_schema_matching_by_name_skips_unknown_and_zero_fills_missing() -> None:
-    wide = Struct("S", [Field("A", Int()), Field("Extra", Slice(Map(String(), Int()))),
-                        Field("B", String()), Field("C", Interface(Registry()))])
+    wide = Struct(
+        "S",
+        [
+            Field("A", Int()),
+            Field("Extra", Slice(Map(String(), Int()))),
+            Field("B", String()),
+            Field("C", Interface(Registry())),
+        ],
+    )
     narrow = Struct("S", [Field("B", String()), Field("Missing", Slice(Int())), Field("A", Int())])
     data = Encoder().encode({"A": 1, "Extra": [{"x": 1}], "B": "b", "C": None}, wide)
     assert decode_all(data, narrow) == [{"B": "b", "Missing": [], "A": 1}]
@@ -310,8 +385,9 @@ def test_no_fields_matched_is_an_error() -> None:
         decode_all(Encoder().encode({"X": 1}, a), b)
 
 
-@pytest.mark.parametrize(("bits", "ok", "bad"), [(8, 127, 128), (16, -32768, -32769),
-                                                 (32, 2**31 - 1, 2**31)])
+@pytest.mark.parametrize(
+    ("bits", "ok", "bad"), [(8, 127, 128), (16, -32768, -32769), (32, 2**31 - 1, 2**31)]
+)
 def test_int_out_of_range_for_declared_width(bits: int, ok: int, bad: int) -> None:
     narrow = Struct("S", [Field("V", Int(bits))])
     wide = Struct("S", [Field("V", Int())])
@@ -327,11 +403,21 @@ def test_uint_out_of_range() -> None:
         decode_all(Encoder().encode(256, Uint()), Uint(8))
 
 
-@pytest.mark.parametrize(("sent", "declared"), [
-    (Int(), Uint()), (String(), Bytes()), (Int(), Float()), (Slice(Int()), Slice(String())),
-    (Map(String(), Int()), Map(Int(), Int())), (Array(Int(), 2), Array(Int(), 3)),
-    (Int(), POINT), (POINT, Int()), (TIME, Int()), (Int(), TIME),
-])
+@pytest.mark.parametrize(
+    ("sent", "declared"),
+    [
+        (Int(), Uint()),
+        (String(), Bytes()),
+        (Int(), Float()),
+        (Slice(Int()), Slice(String())),
+        (Map(String(), Int()), Map(Int(), Int())),
+        (Array(Int(), 2), Array(Int(), 3)),
+        (Int(), POINT),
+        (POINT, Int()),
+        (TIME, Int()),
+        (Int(), TIME),
+    ],
+)
 def test_incompatible_types_are_rejected(sent: Any, declared: Any) -> None:
     value = {Int: 1, String: "x", Slice: [1], Map: {"a": 1}, Array: [1, 2]}.get(type(sent))
     if sent is POINT:
@@ -360,12 +446,26 @@ def test_interface_nil_and_unknown_names() -> None:
     lenient_reg = Registry(lenient=True)
     lenient = Struct("S", [Field("I", Interface(lenient_reg))])
     data = GO_CHECKS_1
-    checks_strict = Struct("Checks", [Field("Configs", Map(Uint(), Ptr(Struct(
-        "Config", [Field("Checker", Interface(Registry()))]))))])
+    checks_strict = Struct(
+        "Checks",
+        [
+            Field(
+                "Configs",
+                Map(Uint(), Ptr(Struct("Config", [Field("Checker", Interface(Registry()))]))),
+            )
+        ],
+    )
     with pytest.raises(GobError, match="not registered"):
         decode_all(data, checks_strict)
-    checks_lenient = Struct("Checks", [Field("Configs", Map(Uint(), Ptr(Struct(
-        "Config", [Field("Checker", Interface(lenient_reg))]))))])
+    checks_lenient = Struct(
+        "Checks",
+        [
+            Field(
+                "Configs",
+                Map(Uint(), Ptr(Struct("Config", [Field("Checker", Interface(lenient_reg))]))),
+            )
+        ],
+    )
     (v,) = decode_all(data, checks_lenient)
     assert isinstance(v["Configs"][7]["Checker"], UnknownValue)
     assert decode_all(Encoder().encode({"I": None}, strict), lenient) == [{"I": None}]
@@ -417,11 +517,27 @@ def test_leftover_bytes_in_a_message_are_ignored_like_go() -> None:
 
 
 def test_generic_decoding_of_all_kinds() -> None:
-    t = Struct("All", [Field("B", Bool()), Field("U", Uint(8)), Field("F", Float(32)),
-                       Field("C", Complex(64)), Field("Y", Bytes()), Field("M", Map(Int(), Bool())),
-                       Field("T", TIME)])
-    v = {"B": True, "U": 200, "F": 0.5, "C": 1j, "Y": b"\0", "M": {-1: True},
-         "T": GoTime(63_000_000_000, 1, 3600)}
+    t = Struct(
+        "All",
+        [
+            Field("B", Bool()),
+            Field("U", Uint(8)),
+            Field("F", Float(32)),
+            Field("C", Complex(64)),
+            Field("Y", Bytes()),
+            Field("M", Map(Int(), Bool())),
+            Field("T", TIME),
+        ],
+    )
+    v = {
+        "B": True,
+        "U": 200,
+        "F": 0.5,
+        "C": 1j,
+        "Y": b"\0",
+        "M": {-1: True},
+        "T": GoTime(63_000_000_000, 1, 3600),
+    }
     data = Encoder().encode(v, t)
     assert decode_all(data, t) == [v]
     (g,) = decode_all(data)

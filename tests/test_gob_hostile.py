@@ -184,12 +184,15 @@ def test_absurd_string_and_map_lengths() -> None:
         decode_bytes(typedef(w) + msg(i(65), b"\x00", u(10**12), b"\x01a\x02"))
 
 
-@pytest.mark.parametrize("wire", [
-    WireType(SLICE_T, "loop", 65, elem=65),
-    WireType(MAP_T, "loop", 65, key=2, elem=65),
-    WireType(ARRAY_T, "loop", 65, elem=65, length=1),
-    WireType(STRUCT_T, "loop", 65, fields=[("Next", 65), ("V", 2)]),
-])
+@pytest.mark.parametrize(
+    "wire",
+    [
+        WireType(SLICE_T, "loop", 65, elem=65),
+        WireType(MAP_T, "loop", 65, key=2, elem=65),
+        WireType(ARRAY_T, "loop", 65, elem=65, length=1),
+        WireType(STRUCT_T, "loop", 65, fields=[("Next", 65), ("V", 2)]),
+    ],
+)
 def test_self_referencing_type_definitions_terminate(wire: WireType) -> None:
     # A value nesting one level per byte, far deeper than we follow.
     if wire.kind == STRUCT_T:
@@ -204,14 +207,19 @@ def test_self_referencing_type_definitions_terminate(wire: WireType) -> None:
         decode_bytes(data)
     assert time.monotonic() - start < 5
     # Shallow values of the same loop decode fine.
-    shallow = {STRUCT_T: b"\x01\x00\x00", MAP_T: b"\x01\x02\x00", SLICE_T: b"\x01\x00",
-               ARRAY_T: b"\x01\x01\x00"}[wire.kind]
+    shallow = {
+        STRUCT_T: b"\x01\x00\x00",
+        MAP_T: b"\x01\x02\x00",
+        SLICE_T: b"\x01\x00",
+        ARRAY_T: b"\x01\x01\x00",
+    }[wire.kind]
     if wire.kind == ARRAY_T:
         with pytest.raises(GobError):  # an array of length 1 cannot end
             decode_bytes(typedef(wire) + msg(i(65), b"\x00", shallow))
     else:
-        (v,) = decode_bytes(typedef(wire) + msg(i(65), b"" if wire.kind == STRUCT_T else b"\x00",
-                                                 shallow))
+        (v,) = decode_bytes(
+            typedef(wire) + msg(i(65), b"" if wire.kind == STRUCT_T else b"\x00", shallow)
+        )
         assert v is not None
 
 

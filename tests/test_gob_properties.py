@@ -58,11 +58,17 @@ def f32(x: float) -> float:
 
 def leaf_types() -> st.SearchStrategy[Any]:
     return st.one_of(
-        st.just(Bool()), st.sampled_from([Int(b) for b in (8, 16, 32, 64)]),
+        st.just(Bool()),
+        st.sampled_from([Int(b) for b in (8, 16, 32, 64)]),
         st.sampled_from([Uint(b) for b in (8, 16, 32, 64)]),
         st.sampled_from([Float(32), Float(64)]),
-        st.sampled_from([Complex(64), Complex(128)]), st.just(String()), st.just(Bytes()),
-        st.just(TIME), st.just(IFACE), st.just(IFACE), st.just(Slice(IFACE)),
+        st.sampled_from([Complex(64), Complex(128)]),
+        st.just(String()),
+        st.just(Bytes()),
+        st.just(TIME),
+        st.just(IFACE),
+        st.just(IFACE),
+        st.just(Slice(IFACE)),
     )
 
 
@@ -105,11 +111,19 @@ def value_of(t: Any) -> st.SearchStrategy[Any]:
     if isinstance(t, Bytes):
         return st.binary(max_size=8)
     if isinstance(t, GobEncoded):
-        return st.builds(GoTime, st.integers(0, 2**40), st.integers(0, 999_999_999),
-                         st.one_of(st.none(), st.integers(-12, 14).map(lambda h: h * 3600)))
+        return st.builds(
+            GoTime,
+            st.integers(0, 2**40),
+            st.integers(0, 999_999_999),
+            st.one_of(st.none(), st.integers(-12, 14).map(lambda h: h * 3600)),
+        )
     if isinstance(t, Interface):
-        return st.one_of(st.integers(-5, 5), st.text(max_size=3),
-                         st.builds(Pair, st.integers(-3, 3), st.text(max_size=2)), st.none())
+        return st.one_of(
+            st.integers(-5, 5),
+            st.text(max_size=3),
+            st.builds(Pair, st.integers(-3, 3), st.text(max_size=2)),
+            st.none(),
+        )
     if isinstance(t, Slice):
         return st.lists(value_of(t.elem), max_size=3)
     if isinstance(t, Array):
@@ -217,16 +231,23 @@ def generic(t: Any, v: Any) -> Any:
     if isinstance(t, Map):
         return {generic(t.key, k): generic(t.elem, x) for k, x in v.items()}
     if isinstance(t, Struct):
-        return {f.name: generic(f.type, v[f.name]) for f in t.fields
-                if not is_zero_sent_skipped(f.type, v[f.name])}
+        return {
+            f.name: generic(f.type, v[f.name])
+            for f in t.fields
+            if not is_zero_sent_skipped(f.type, v[f.name])
+        }
     if isinstance(t, GobEncoded):
         return ("encoded", t.encode(v))
     if isinstance(t, Interface):
         if v is None:
             return None
         name, ctype = REGISTRY.by_cls[type(v)]
-        return UnknownValue(name, generic(ctype, v) if not isinstance(v, Pair) else
-                            {k: x for k, x in (("A", v.A), ("B", v.B)) if x})
+        return UnknownValue(
+            name,
+            generic(ctype, v)
+            if not isinstance(v, Pair)
+            else {k: x for k, x in (("A", v.A), ("B", v.B)) if x},
+        )
     return v
 
 
@@ -256,10 +277,14 @@ TOP_TYPES = st.one_of(
     .map(make_struct),
     TYPES,
 )
-CASES = TOP_TYPES.flatmap(lambda t: st.tuples(st.just(t), st.lists(value_of(t), min_size=1,
-                                                                 max_size=3)))
-SETTINGS = settings(max_examples=250, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+CASES = TOP_TYPES.flatmap(
+    lambda t: st.tuples(st.just(t), st.lists(value_of(t), min_size=1, max_size=3))
+)
+SETTINGS = settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def decode(data: bytes, t: Any, chunks: list[int] | None = None) -> list[Any]:
@@ -297,8 +322,9 @@ def test_round_trip_typed_and_generic(case: tuple[Any, list[Any]]) -> None:
 
 @SETTINGS
 @given(CASES, st.lists(st.integers(1, 7), min_size=1, max_size=5))
-def test_chunked_feeding_gives_the_same_values(case: tuple[Any, list[Any]],
-                                               chunks: list[int]) -> None:
+def test_chunked_feeding_gives_the_same_values(
+    case: tuple[Any, list[Any]], chunks: list[int]
+) -> None:
     t, values = case
     values = [v for v in values if no_nil_in_slices(t, v)]
     if isinstance(base(t), Interface) or not values:
@@ -309,8 +335,7 @@ def test_chunked_feeding_gives_the_same_values(case: tuple[Any, list[Any]],
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**64 - 1), st.integers(-(2**63), 2**63 - 1),
-       st.floats(allow_nan=False))
+@given(st.integers(0, 2**64 - 1), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False))
 def test_scalars_round_trip(u: int, i: int, f: float) -> None:
     enc = Encoder()
     data = enc.encode(u, Uint()) + enc.encode(i, Int()) + enc.encode(f, Float())

@@ -254,9 +254,7 @@ def _assert_verdict(case: Case, result: Result) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_each_check_ends_within_timeout_and_names_the_cause(
-    hostile: Hostile, case: Case
-) -> None:
+def test_each_check_ends_within_timeout_and_names_the_cause(hostile: Hostile, case: Case) -> None:
     _available(case)
     with Reactor() as reactor:
         checker = case.checker(hostile)

@@ -237,8 +237,9 @@ def topology() -> Iterator[Topology]:
 @pytest.mark.parametrize("vip", [VIP4, VIP6])
 def test_kernel_routes_by_mark(topology: Topology, vip: str) -> None:
     """Control: with plain sockets, mark 7 reaches A and no mark reaches B."""
-    got = _netns_run(topology.client, RAW_CLIENT_CODE, json.dumps([[vip, TCP_PORT, MARK],
-                                                                   [vip, TCP_PORT, 0]]))
+    got = _netns_run(
+        topology.client, RAW_CLIENT_CODE, json.dumps([[vip, TCP_PORT, MARK], [vip, TCP_PORT, 0]])
+    )
     assert got == ["A", "B"]
 
 
@@ -250,9 +251,7 @@ def _spec(kind: str, vip: str, mark: int, **fields: object) -> dict[str, object]
 
 
 @pytest.mark.parametrize("vip", [VIP4, VIP6])
-def test_marked_checks_reach_backend_a_and_unmarked_reach_b(
-    topology: Topology, vip: str
-) -> None:
+def test_marked_checks_reach_backend_a_and_unmarked_reach_b(topology: Topology, vip: str) -> None:
     specs = [
         _spec("tcp", vip, MARK, receive="A"),
         _spec("tcp", vip, 0, receive="A"),

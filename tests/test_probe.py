@@ -131,17 +131,29 @@ def test_timeout_flag_bounds_a_silent_peer() -> None:
         (["-timeout", "5"], 'invalid value "5" for flag -timeout: parse error'),
         (["-timeout", "-1s"], 'invalid value "-1s" for flag -timeout: negative timeout'),
         (["-nope"], "flag provided but not defined: -nope"),
-        (["-vmodule", "probe=x"], 'invalid value "probe=x" for flag -vmodule: '
-         "syntax error: expect comma-separated list of filename=N"),
-        (["-vmodule", "probe=-1"],
-         'invalid value "probe=-1" for flag -vmodule: negative value for vmodule level'),
-        (["-log_backtrace_at", "probe:1"], 'invalid value "probe:1" for flag '
-         "-log_backtrace_at: syntax error: expect file.go:234"),
-        (["-stderrthreshold", "LOUD"], 'invalid value "LOUD" for flag -stderrthreshold: '
-         "invalid severity 'LOUD': want 0-3 or one of ('INFO', 'WARNING', 'ERROR', 'FATAL')"),
+        (
+            ["-vmodule", "probe=x"],
+            'invalid value "probe=x" for flag -vmodule: '
+            "syntax error: expect comma-separated list of filename=N",
+        ),
+        (
+            ["-vmodule", "probe=-1"],
+            'invalid value "probe=-1" for flag -vmodule: negative value for vmodule level',
+        ),
+        (
+            ["-log_backtrace_at", "probe:1"],
+            'invalid value "probe:1" for flag -log_backtrace_at: syntax error: expect file.go:234',
+        ),
+        (
+            ["-stderrthreshold", "LOUD"],
+            'invalid value "LOUD" for flag -stderrthreshold: '
+            "invalid severity 'LOUD': want 0-3 or one of ('INFO', 'WARNING', 'ERROR', 'FATAL')",
+        ),
         (["-v", "x"], 'invalid value "x" for flag -v: parse error'),
-        (["-log_dir", "/nonexistent/dir", "-type", "tcp"],
-         "-log_dir '/nonexistent/dir' is not a directory"),
+        (
+            ["-log_dir", "/nonexistent/dir", "-type", "tcp"],
+            "-log_dir '/nonexistent/dir' is not a directory",
+        ),
     ],
 )
 def test_bad_flag_exits_2(args: list[str], message: str) -> None:
@@ -160,8 +172,10 @@ def test_bad_flag_exits_2(args: list[str], message: str) -> None:
         (["-parallel", "0"], "Invalid value for parallel: 0"),
         (["-type", "smtp"], 'Unsupported healthcheck type: "smtp"'),
         (["-type", "dns", "-query_type", "BOGUS"], 'unknown DNS type "BOGUS"'),
-        (["-type", "dns", "-query", "example.com"],
-         "-type dns needs -answer (the answer expected, e.g. 192.0.2.1)"),
+        (
+            ["-type", "dns", "-query", "example.com"],
+            "-type dns needs -answer (the answer expected, e.g. 192.0.2.1)",
+        ),
         (["-type", "tcp", "-send", '"\\q"'], 'Failed to unquote "\\"\\\\q\\"": invalid syntax'),
     ],
 )
@@ -179,11 +193,15 @@ def test_help_exits_0_with_gos_usage() -> None:
         "Usage of seesaw-healthcheck-probe:\n  -alsologtostderr\n"
         "    \tlog to standard error as well as files\n  -answer string\n"
     )
-    assert '  -radius_response string\n    \tRADIUS response type (any, accept, challenge or' \
+    assert (
+        "  -radius_response string\n    \tRADIUS response type (any, accept, challenge or"
         ' reject) (default "accept")\n' in done.stderr
+    )
     # Go's tool prints no default for -timeout (it is 0); we say what 0 means.
-    assert "  -timeout duration\n    \thealthcheck timeout; 0 (the default) means the type's " \
+    assert (
+        "  -timeout duration\n    \thealthcheck timeout; 0 (the default) means the type's "
         "own: dns 3s, http 5s, ping 1s, radius 3s, tcp 10s, udp 5s\n" in done.stderr
+    )
     assert "  -logtostderr\n    \tlog to standard error instead of files\n" in done.stderr
     assert "  -v int\n    \tlog level for V logs\n" in done.stderr
     assert "  -tls_verify\n    \tenable TLS verification for HTTPS and TCP TLS (default true)\n" \

@@ -34,7 +34,8 @@ def test_version(flag: str) -> None:
     [
         (["-batch_size", "0"], "-batch_size must be positive, got 0"),
         (["--batch_size=-3"], "-batch_size must be positive, got -3"),
-        (["-retry_delay", "-1s"], "-retry_delay must not be negative, got -1s"),
+        (["-retry_delay", "-1s"], "-retry_delay must be at least 10ms, got -1s"),
+        (["-retry_delay", "0s"], "-retry_delay must be at least 10ms, got 0s"),
         (["-fetch_interval=0s"], "-fetch_interval must be positive, got 0s"),
         (["-max_failures", "0"], "-max_failures must be positive"),
         (["-stderrthreshold", "LOUD"], "LOUD"),

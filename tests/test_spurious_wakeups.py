@@ -9,6 +9,7 @@ whoever waits on it now.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from tests.conftest import full_accept_queue
+from tests.conftest import free_port, full_accept_queue
 
 from seesaw_healthcheck import checkers
 from seesaw_healthcheck.checkers import dial
@@ -258,3 +259,18 @@ def test_an_answer_the_loop_sees_only_after_the_deadline_is_a_timeout() -> None:
     thread.join(2)
     assert not result.success, result
     assert str(result.error).endswith("i/o timeout"), result
+
+
+def test_a_connect_to_itself_is_refused_as_go_refuses_it() -> None:
+    """A connect to a local port nobody listens on, from that very port (the kernel can
+    pick it as the source port: TCP simultaneous open), would "succeed"; Go's dialer
+    refuses it (selfConnect), and so must we, or a dead backend looks alive."""
+    port = free_port()
+    sock = dial.tcp_socket(socket.AF_INET)
+    try:
+        sock.bind(("127.0.0.1", port))
+        with Reactor() as reactor:
+            code = reactor.run(dial.connect(sock, ("127.0.0.1", port)), timeout=2.0)
+    finally:
+        sock.close()
+    assert code == errno.ECONNREFUSED

@@ -437,6 +437,11 @@ class Reader:
         self.ids = IdAllocator()
         self._seen: tuple[int, int, int] | None = None
 
+    def forget(self) -> None:
+        """Read the file with the next call, changed or not (SIGHUP: an edit can keep its
+        size, time and inode)."""
+        self._seen = None
+
     def read_if_changed(self) -> model.Checks | None:
         try:
             st = os.stat(self.path)

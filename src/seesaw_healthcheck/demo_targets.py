@@ -74,8 +74,7 @@ def _tcp(name: str, port: int) -> DemoTarget:
 
     port = srv.getsockname()[1]
     threads = [_thread(serve, f"demo-tcp-{name}")]
-    return DemoTarget(name, "tcp", LOOPBACK, port, "banner then close", stop, threads,
-                      [srv.close])
+    return DemoTarget(name, "tcp", LOOPBACK, port, "banner then close", stop, threads, [srv.close])
 
 
 class _FlappingHandler(BaseHTTPRequestHandler):
@@ -108,8 +107,9 @@ class _QuietHTTPServer(ThreadingHTTPServer):
 
 
 def _http(name: str, port: int, flap: float) -> DemoTarget:
-    handler = type(f"Handler_{name}", (_FlappingHandler,),
-                   {"flap": flap, "started": time.monotonic()})
+    handler = type(
+        f"Handler_{name}", (_FlappingHandler,), {"flap": flap, "started": time.monotonic()}
+    )
     srv = _QuietHTTPServer((LOOPBACK, port), handler)
     srv.daemon_threads = True
     stop = threading.Event()
@@ -120,12 +120,12 @@ def _http(name: str, port: int, flap: float) -> DemoTarget:
         srv.server_close()
 
     detail = f"200/503, switching every {flap:g}s" if flap > 0 else "always 200"
-    return DemoTarget(name, "http", LOOPBACK, srv.server_address[1], detail, stop, threads,
-                      [close])
+    return DemoTarget(name, "http", LOOPBACK, srv.server_address[1], detail, stop, threads, [close])
 
 
-def _udp_loop(name: str, port: int, reply: Any) -> tuple[socket.socket, threading.Event,
-                                                         threading.Thread]:
+def _udp_loop(
+    name: str, port: int, reply: Any
+) -> tuple[socket.socket, threading.Event, threading.Thread]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((LOOPBACK, port))
     sock.settimeout(0.2)
@@ -149,8 +149,16 @@ def _udp_loop(name: str, port: int, reply: Any) -> tuple[socket.socket, threadin
 
 def _udp_echo(name: str, port: int) -> DemoTarget:
     sock, stop, thread = _udp_loop(name, port, lambda data: data)
-    return DemoTarget(name, "udp_echo", LOOPBACK, sock.getsockname()[1], "echoes datagrams",
-                      stop, [thread], [sock.close])
+    return DemoTarget(
+        name,
+        "udp_echo",
+        LOOPBACK,
+        sock.getsockname()[1],
+        "echoes datagrams",
+        stop,
+        [thread],
+        [sock.close],
+    )
 
 
 def _dns(name: str, port: int, answer: str) -> DemoTarget:
@@ -175,8 +183,9 @@ def _dns(name: str, port: int, answer: str) -> DemoTarget:
         return wire
 
     sock, stop, thread = _udp_loop(name, port, reply)
-    return DemoTarget(name, "dns", LOOPBACK, sock.getsockname()[1], f"A -> {answer}", stop,
-                      [thread], [sock.close])
+    return DemoTarget(
+        name, "dns", LOOPBACK, sock.getsockname()[1], f"A -> {answer}", stop, [thread], [sock.close]
+    )
 
 
 def _closed(name: str) -> DemoTarget:
@@ -184,8 +193,9 @@ def _closed(name: str) -> DemoTarget:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
         port = s.getsockname()[1]
-    return DemoTarget(name, "closed", LOOPBACK, port, "nothing listening", threading.Event(),
-                      [], [])
+    return DemoTarget(
+        name, "closed", LOOPBACK, port, "nothing listening", threading.Event(), [], []
+    )
 
 
 def _flap_seconds(value: object, where: str) -> float:

@@ -63,9 +63,7 @@ class RADIUSResponder(DatagramServer):
         if self.silent:
             return []
         try:
-            request = pyrad.packet.AuthPacket(
-                packet=data, secret=self.secret, dict=self.dictionary
-            )
+            request = pyrad.packet.AuthPacket(packet=data, secret=self.secret, dict=self.dictionary)
         except pyrad.packet.PacketError:
             return []
         self.requests.append(request)

@@ -12,7 +12,9 @@ then its late events arrive under an fd number a newer socket has taken. So:
 
 - a connect is complete only when ``SO_ERROR`` is 0 *and* the socket has its peer (what
   ``getpeername()`` tells, read from ``TCP_INFO``); a writable wake-up that finds the socket
-  still connecting waits again, until the task's deadline;
+  still connecting waits again, until the task's deadline; and a socket connected to
+  itself (a local port nobody listens on, which the kernel happened to give us as our
+  own) is refused, as Go's dialer refuses it;
 - a readable wake-up that finds no data (``EAGAIN``) waits again.
 
 Every checker that waits on a socket does it through these functions.
@@ -233,7 +235,7 @@ async def connect(sock: _socket.socket, sockaddr: SockAddr) -> int:
     """
     code = sock.connect_ex(sockaddr)
     if code != EINPROGRESS:
-        return code
+        return code or _refuse_self_connect(sock, sockaddr)
     while True:
         await writable(sock)
         code = sock.getsockopt(SOL_SOCKET, SO_ERROR)
@@ -248,7 +250,19 @@ async def connect(sock: _socket.socket, sockaddr: SockAddr) -> int:
             return error.errno or errno.EIO
         if state in (_TCP_SYN_SENT, _TCP_CLOSE):
             continue  # a stale or spurious wake-up: not connected yet
-        return 0
+        return _refuse_self_connect(sock, sockaddr)
+
+
+def _refuse_self_connect(sock: _socket.socket, sockaddr: SockAddr) -> int:
+    """ECONNREFUSED for a socket connected to itself, else 0.
+
+    The kernel can give us, as our source port, the very local port we connect to when
+    nobody listens there (TCP simultaneous open). Go's dialer refuses these too
+    (selfConnect); a dead backend must not look alive.
+    """
+    if sock.getsockname()[:2] == sockaddr[:2]:
+        return errno.ECONNREFUSED
+    return 0
 
 
 async def dial_tcp(ep: Endpoint, mark: int = 0, network: str | None = None) -> _socket.socket:
@@ -353,14 +367,20 @@ def open_udp(target: Target) -> tuple[_socket.socket, Endpoint]:
     ``CheckError`` (bad target, mark refused, connect refused) or ``OSError`` (no socket).
     """
     ep = endpoint(target)
-    sock = udp_socket(ep.family, target.mark)
-    try:
-        sock.connect(ep.sockaddr)  # a UDP connect binds and sets the peer: it never blocks
-    except OSError as error:
+    for _ in range(3):
+        sock = udp_socket(ep.family, target.mark)
+        try:
+            sock.connect(ep.sockaddr)  # a UDP connect binds and sets the peer: never blocks
+            if sock.getsockname()[:2] != ep.sockaddr[:2]:
+                return sock, ep
+        except OSError as error:
+            sock.close()
+            network = f"udp{ep.version}"
+            raise CheckError(f"dial {network} {ep.addr}: connect: {os_error_text(error)}") from None
+        # Bound to the very address it sends to (a local port nobody uses, given to us as
+        # our source port): it would read its own datagram back. Another socket.
         sock.close()
-        network = f"udp{ep.version}"
-        raise CheckError(f"dial {network} {ep.addr}: connect: {os_error_text(error)}") from None
-    return sock, ep
+    raise CheckError(f"dial udp{ep.version} {ep.addr}: connect: connection refused")
 
 
 def send_datagram(sock: _socket.socket, ep: Endpoint, payload: bytes) -> None:

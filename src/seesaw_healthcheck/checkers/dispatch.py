@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 from seesaw_healthcheck.checkers.base import (
     DEFAULT_TIMEOUT_S,
@@ -16,26 +16,13 @@ from seesaw_healthcheck.checkers.base import (
     now_ns,
     timed_out,
 )
-from seesaw_healthcheck.model import (
-    DNSChecker,
-    HTTPChecker,
-    PingChecker,
-    RADIUSChecker,
-    TCPChecker,
-    UDPChecker,
-)
+from seesaw_healthcheck.model import CHECKER_KINDS
 from seesaw_healthcheck.reactor import limit_deadline
 
 __all__ = ["describe", "run"]
 
-_MODULE_NAMES: dict[type, str] = {
-    TCPChecker: "tcp",
-    HTTPChecker: "http",
-    DNSChecker: "dns",
-    UDPChecker: "udp",
-    PingChecker: "ping",
-    RADIUSChecker: "radius",
-}
+# Each checker type's module is named after its kind (model.CHECKER_KINDS).
+_MODULE_NAMES: Final = CHECKER_KINDS
 
 CheckFunction = Callable[[Any, float], Coroutine[Any, Any, Result]]
 # What run() calls per type: the module's check itself when the module declares GUARDED

@@ -5,18 +5,22 @@ one: Go's Transport resolves and dials that name. ``getaddrinfo`` blocks, so it 
 small thread pool and the check awaits the answer; the check's deadline still bounds it.
 Answers (and failures) are kept for ``TTL_S`` so checks every second do not query the
 resolver every second (Go's resolver keeps /etc/hosts for 5 s, but not DNS answers).
+
+The pool and the answers belong to the reactor the checks run on: made on its first
+lookup, gone when it closes (``Reactor.on_close``), so no thread outlives its loop.
 """
 
 from __future__ import annotations
 
 import socket
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from seesaw_healthcheck.checkers.base import CheckError
 from seesaw_healthcheck.checkers.dial import Endpoint, endpoint
 from seesaw_healthcheck.model import Target, ip_to_bytes
-from seesaw_healthcheck.reactor import Future, current_reactor
+from seesaw_healthcheck.reactor import Future, Reactor, current_reactor
 
 __all__ = ["TTL_S", "resolve_tcp"]
 
@@ -24,9 +28,24 @@ TTL_S = 5.0
 _MAX_CACHED = 4096
 _WORKERS = 4
 
-# (name, port) -> (expires on the monotonic clock, endpoints or the CheckError)
-_cache: dict[tuple[str, int], tuple[float, tuple[Endpoint, ...] | CheckError]] = {}
-_pool: ThreadPoolExecutor | None = None
+Answer = tuple[Endpoint, ...] | CheckError
+
+
+class _Resolver:
+    """A reactor's lookup threads and the answers they gave: (name, port) -> (expiry on
+    the monotonic clock, answer)."""
+
+    def __init__(self, reactor: Reactor) -> None:
+        self.pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="resolve")
+        self.cache: dict[tuple[str, int], tuple[float, Answer]] = {}
+        reactor.on_close(self.close)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.cache.clear()
+
+
+_resolvers: weakref.WeakKeyDictionary[Reactor, _Resolver] = weakref.WeakKeyDictionary()
 
 
 def _lookup(name: str, port: int) -> tuple[Endpoint, ...] | CheckError:
@@ -56,26 +75,27 @@ async def resolve_tcp(name: str, port: int) -> tuple[Endpoint, ...]:
     Go's ``lookup NAME: ...`` text when there are none."""
     key = (name, port)
     now = time.monotonic()
-    cached = _cache.get(key)
+    reactor = current_reactor()
+    resolver = _resolvers.get(reactor)
+    if resolver is None:
+        resolver = _resolvers[reactor] = _Resolver(reactor)
+    cache = resolver.cache
+    cached = cache.get(key)
     if cached is None or cached[0] <= now:
-        global _pool
-        if _pool is None:
-            _pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="resolve")
-        reactor = current_reactor()
         answer: Future[tuple[Endpoint, ...] | CheckError] = Future()
 
         def deliver(result: tuple[Endpoint, ...] | CheckError) -> None:
             if not answer.done():
                 answer.set_result(result)
 
-        job = _pool.submit(_lookup, name, port)
+        job = resolver.pool.submit(_lookup, name, port)
         job.add_done_callback(
             lambda done: reactor.call_soon_threadsafe(lambda: deliver(done.result()))
         )
         result = await answer
-        if len(_cache) >= _MAX_CACHED:
-            _cache.clear()
-        cached = _cache[key] = (time.monotonic() + TTL_S, result)
+        if len(cache) >= _MAX_CACHED:
+            cache.clear()
+        cached = cache[key] = (time.monotonic() + TTL_S, result)
     result = cached[1]
     if isinstance(result, CheckError):
         raise CheckError(str(result))

@@ -262,7 +262,9 @@ class GlogFileHandler(logging.Handler):
                     if self._stream is None:
                         self._stream = self._open_new()
                     self._stream.write(line)
-                    if record.levelno >= _FLUSH_AT:
+                    # A retry counts only once its bytes are in the file: buffered, a full
+                    # disk would fail only at the next flush, after "again" was said.
+                    if record.levelno >= _FLUSH_AT or self.failing is not None:
                         self._stream.flush()
                 except OSError as err:
                     self._failed(err)
@@ -432,9 +434,7 @@ def setup(
     to_stderr.setFormatter(formatter)
     if log_dir and not logtostderr:
         for severity in ("INFO", "WARNING", "ERROR"):
-            file_handler = GlogFileHandler(
-                log_dir, program, severity, max_size=max_size, keep=keep
-            )
+            file_handler = GlogFileHandler(log_dir, program, severity, max_size=max_size, keep=keep)
             if severity == "INFO":
                 file_handler.setLevel(1)  # V(n) messages go to the INFO file too
             file_handler.setFormatter(formatter)

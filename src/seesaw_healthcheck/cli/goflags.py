@@ -200,9 +200,7 @@ class FlagSet:
         return flag
 
     def string(self, name: str, default: str, usage: str) -> Flag[str]:
-        return self._define(
-            Flag(name, usage, default, default, "string", str, quote_default=True)
-        )
+        return self._define(Flag(name, usage, default, default, "string", str, quote_default=True))
 
     def int(self, name: str, default: int, usage: str) -> Flag[int]:
         return self._define(Flag(name, usage, default, str(default), "int", parse_go_int, "0"))

@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from seesaw_healthcheck.control import app
 
     try:
-        return app.run(
+        status = app.run(
             config,
             workers=worker_count,
             stats_file=stats_file.value or None,
@@ -154,6 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     finally:
         glog.shutdown()
+    return status
+
+
+def exit_now(status: int) -> None:
+    """Leave without the interpreter's teardown: with 100,000 checks, freeing the table
+    object by object would add a second to a SIGTERM. Everything is shut down by then."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 MAX_WORKERS = 256
@@ -177,5 +186,10 @@ def _usage_error(message: str) -> int:
     return 2
 
 
+def entry_point() -> None:
+    """The ``seesaw-healthcheck`` command."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from seesaw_healthcheck import build_info, checkers
 from seesaw_healthcheck.channel import APPLIED, LATENESS_BOUNDS, LOG, REPORTS, Add, Header
+from seesaw_healthcheck.checkfile import Reader
 from seesaw_healthcheck.control.config import ServerConfig
 from seesaw_healthcheck.control.endpoints import Endpoints
 from seesaw_healthcheck.control.grpcserver import GrpcServer, WatchHub
@@ -40,7 +41,7 @@ from seesaw_healthcheck.control.http import HttpServer, parse_address
 from seesaw_healthcheck.control.notifier import Notifier, Sender, engine_sender
 from seesaw_healthcheck.control.outage import Outage
 from seesaw_healthcheck.control.systemd import SystemdNotifier
-from seesaw_healthcheck.control.table import Entry, Table, make_status
+from seesaw_healthcheck.control.table import Entry, Table, TableReuse, make_status
 from seesaw_healthcheck.control.updater import (
     Configs,
     Fetcher,
@@ -49,6 +50,7 @@ from seesaw_healthcheck.control.updater import (
     file_fetcher,
 )
 from seesaw_healthcheck.control.workers import Launcher, WorkerProcess, spawn_worker, worker_for
+from seesaw_healthcheck.memory import SHRINK_RELEASE, release
 from seesaw_healthcheck.model import Config, State, Status, config_problem
 from seesaw_healthcheck.reactor import Clock, Reactor, Task, sleep
 
@@ -58,12 +60,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# A worker that ran at least this many checks is recycled when they fall to a quarter.
+RECYCLE_PEAK = 10_000
 # A checks file is looked at this often (and read again when it changed).
 FILE_POLL_S = 1.0
 # How long the gRPC API waits for the control loop to answer.
 CALL_TIMEOUT_S = 30.0
 # /healthz fails when a worker's heartbeat (rewritten every 0.25 s) is older than this.
 LIVENESS_S = 1.0
+# ... and a worker that has not beaten yet is starting for this long, then stalled.
+STARTING_S = 10.0
 # Full re-notification is chunked so the control loop keeps reading reports in between.
 NOTIFY_CHUNK = 1000
 # A dead worker is restarted at once; one that dies again this soon after starting is
@@ -110,6 +116,7 @@ class Control:
         self.stats_file = stats_file
         self.reactor = Reactor(clock)
         self.table = Table()
+        self.reuse = TableReuse(self.table)  # the engine's unchanged configs keep objects
         self.source = config.source
         # The engine hears of states only when the checks come from it.
         self.to_engine = self.source == "engine"
@@ -127,19 +134,21 @@ class Control:
             live=self.table.__contains__,
         )
         self.updater: Updater | None = None
+        self.reader: Reader | None = None  # the checks file (file source)
         if self.source == "engine":
             self.updater = Updater(
                 self.reactor,
-                fetch if fetch is not None else engine_fetcher(config.engine_socket),
+                fetch if fetch is not None else engine_fetcher(config.engine_socket, self.reuse),
                 self.apply,
                 config.fetch_interval / 1e9,
                 self.outage,
             )
         elif self.source == "file":
             path = config.checks_file
+            self.reader = Reader(path)
             self.updater = Updater(
                 self.reactor,
-                fetch if fetch is not None else file_fetcher(path),
+                fetch if fetch is not None else file_fetcher(self.reader),
                 self.apply,
                 FILE_POLL_S,
                 self.outage,
@@ -163,13 +172,17 @@ class Control:
             for index in range(workers)
         ]
         self.notify_interval_s = config.notify_interval / 1e9
+        # How often checks are fetched (a file is polled every second; gRPC pushes them).
+        self.fetch_interval_s = (
+            FILE_POLL_S if self.source == "file" else config.fetch_interval / 1e9
+        )
         self._logged_problems: dict[int, str] = {}
         self._notifying = False
         self._next_notify = 0.0
         self._quick_deaths: dict[int, int] = {}  # worker -> deaths soon after a start
         self._pending_seq: dict[int, int] = {}  # worker -> seq that completes the delta
         self.first_config_at = 0.0  # reactor clock: the first fetch with checks was sent
-        self.first_answered_at = 0.0  # ... was answered
+        self.first_answered_at = 0.0  # reactor clock: the first set of checks arrived
         self.first_applied_at = 0.0  # ... every worker had taken its checks
         self.failed: str | None = None  # why run() stopped by itself, if it did
         self._tasks: list[Task] = []
@@ -204,21 +217,32 @@ class Control:
         if gone:
             self.notifier.queue.discard(gone)
             self.hub.discard(gone)
+        if len(gone) >= SHRINK_RELEASE:
+            self.reactor.call_later(0.0, release)  # after this apply's own garbage
 
+        fresh = self.reuse.fresh
         for check_id, maybe_config in configs.items():
             # A nil *Config in the map runs nothing, like a nil checker.
             config = maybe_config if maybe_config is not None else Config(id=check_id)
             entry = table.get(check_id)
+            if entry is not None and entry.config is config:
+                continue  # taken over unchanged from the last fetch's decode
+            raw = fresh.get(check_id, b"") if fresh else b""
             if entry is None:
                 index = worker_for(check_id, count)
                 worker = self.workers[index]
                 entry = Entry(check_id, config, index, worker.shared)
+                entry.raw = raw
                 entry.slot = worker.alloc_slot()
                 table.add(entry)
                 if self._configure(entry, config):
                     adds[index].append((entry, config))
                     log.info("Starting healthchecker for %d (%s)", check_id, _describe(entry))
-            elif entry.config is not config and entry.config != config:
+            elif entry.config == config:
+                if raw:  # decoded again (other type ids): its bytes of this stream
+                    entry.raw = raw
+            else:
+                entry.raw = raw
                 was_running = entry.running
                 table.set_config(entry, config)
                 if self._configure(entry, config):
@@ -229,14 +253,17 @@ class Control:
                 elif was_running:
                     removes[entry.worker].append(check_id)
 
+        fresh.clear()
         self.last_applied_wall = time.time()
+        if not self.first_answered_at:  # the first set, even an empty one: ready then
+            self.first_answered_at = now
         if configs and not self.first_config_at:
             self.first_config_at = requested_at
-            self.first_answered_at = now
         for index, worker in enumerate(self.workers):
             if adds[index] or updates[index] or removes[index]:
                 self._send(worker, adds[index], updates[index], removes[index], requested_at)
         self._check_first_applied()
+        self._recycle_shrunk_workers()
         if not self._notifying:
             # Half an interval out of phase with the fetches: a full re-notify (encoding
             # every Status) and a fetch (decoding every Config) are each this process's
@@ -245,10 +272,27 @@ class Control:
             self._next_notify = self.reactor.time() + self.notify_interval_s / 2
             self.reactor.call_at(self._next_notify, self._notify_all)
 
+    def _recycle_shrunk_workers(self) -> None:
+        """A worker whose checks fell to a quarter of its peak (of at least RECYCLE_PEAK)
+        is started afresh: Python keeps the memory of freed objects in its own pools, a
+        new process starts small. Its checks resume from the table, as after a crash."""
+        running = [0] * len(self.workers)
+        for entry in self.table:
+            if entry.running:
+                running[entry.worker] += 1
+        for worker, count in zip(self.workers, running, strict=True):
+            worker.peak_checks = max(worker.peak_checks, count)
+            if worker.peak_checks >= RECYCLE_PEAK and count * 4 <= worker.peak_checks:
+                log.info(
+                    "Check worker %d went from %d checks to %d: recycling it",
+                    worker.index, worker.peak_checks, count,
+                )  # fmt: skip
+                worker.recycle()
+
     def _configure(self, entry: Entry, config: Config) -> bool:
         """True when ``config`` can run (then it is marked running; the caller sends it)."""
         problem = config_problem(config)
-        entry.problem = problem
+        self.table.set_problem(entry, problem)
         if problem is not None:
             entry.running = False
             if self._logged_problems.get(entry.id) != problem:
@@ -298,7 +342,7 @@ class Control:
             entry = table.get(check_id)
             if entry is None or entry.worker != index or not entry.running:
                 continue  # removed or stopped meanwhile: it never reports again
-            entry.message = message
+            table.set_message(entry, message)
             if not changed:
                 continue
             previous = entry.state
@@ -326,16 +370,23 @@ class Control:
 
     def _check_first_applied(self) -> None:
         if (
-            self.first_config_at
+            self.first_answered_at
             and not self.first_applied_at
             and all(
                 worker.applied >= self._pending_seq.get(worker.index, 0) for worker in self.workers
             )
         ):
             self.first_applied_at = self.reactor.time()
+            self.systemd.notify("READY=1", f"STATUS={self.status_line()}")
 
     def _on_exit(self, worker: WorkerProcess, why: str) -> None:
         if worker.stopping:
+            return
+        if worker.recycling:
+            log.info(
+                "Check worker %d (pid %s) recycled; starting it afresh", worker.index, worker.pid
+            )
+            self._restart(worker)
             return
         lived = self.reactor.time() - worker.started_at
         quick = self._quick_deaths.get(worker.index, 0) + 1 if lived < RESTART_STABLE_S else 0
@@ -401,7 +452,12 @@ class Control:
         for worker in self.workers:
             if not worker.alive:
                 return False, f"check worker {worker.index} is not running (restarting)"
-            age = now - worker.shared.header().heartbeat
+            beat = worker.shared.header().heartbeat
+            if beat < worker.started_at:
+                if now - worker.started_at < STARTING_S:
+                    return False, f"check worker {worker.index} (pid {worker.pid}) is starting"
+                beat = worker.started_at
+            age = now - beat
             if age > LIVENESS_S:
                 return (
                     False,
@@ -541,6 +597,8 @@ class Control:
             reopen_logs()
         if self.updater is not None:
             log.info("SIGHUP: reopened the log files; fetching the checks now")
+            if self.reader is not None:
+                self.reader.forget()
             self.updater.fetch_now()
         else:
             log.info("SIGHUP: reopened the log files")

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from seesaw_healthcheck.reactor import Reactor, readable, writable
+from seesaw_healthcheck.checkers.dial import send_all
+from seesaw_healthcheck.reactor import Reactor, readable
 
 __all__ = ["HttpError", "HttpServer", "Request", "Response", "parse_address", "parse_request"]
 
@@ -196,15 +197,8 @@ class HttpServer:
         await self._send(conn, response.encode(head_only=request.method == "HEAD"))
 
     async def _send(self, conn: socket.socket, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[conn.send(view) :]
-            except BlockingIOError:
-                await writable(conn)
-            except OSError:
-                return
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # the client left: nothing to do
+            await send_all(conn, data)
             conn.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:

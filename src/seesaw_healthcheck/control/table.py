@@ -12,12 +12,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 from seesaw_healthcheck.channel import Resume, SharedTable
+from seesaw_healthcheck.gob import ReuseMap
 from seesaw_healthcheck.gob.gotime import GoTime
 from seesaw_healthcheck.model import Config, State, Status, checker_kind
 
-__all__ = ["Entry", "Table"]
+__all__ = ["Entry", "Table", "TableReuse"]
 
 
 class Entry:
@@ -27,10 +29,10 @@ class Entry:
         "config",
         "id",
         "json_config",
-        "json_state",
         "kind",
         "message",
         "problem",
+        "raw",
         "running",
         "shared",
         "since_ns",
@@ -43,6 +45,7 @@ class Entry:
         self.id = check_id
         self.config = config
         self.kind = checker_kind(config.checker)
+        self.raw = b""  # the gob bytes its config came in (see TableReuse)
         self.problem: str | None = None  # why its config cannot run
         self.running = False  # sent to its worker
         self.worker = worker
@@ -51,16 +54,15 @@ class Entry:
         self.state: int = State.UNKNOWN
         self.since_ns = 0  # Unix ns of the last transition (0: none yet)
         self.message = ""
-        # /status's text of this check, kept while it holds (see control.status)
+        # /status's text of its config, kept while config and problem hold (control.status)
         self.json_config: tuple[Config, str | None, bytes] | None = None
-        self.json_state: tuple[bytes, int, str, int, bytes] | None = None
 
     def numbers(self) -> tuple[int, int, int, int, int]:
         """(LastCheck Unix ns, Duration ns, failures, successes, consecutive failures) of
         the latest run: zeros before the first (or when the slot is someone else's)."""
         if self.slot < 0:
             return (0, 0, 0, 0, 0)
-        check_id, start, duration, failures, successes, consecutive, _ = self.shared.read_slot(
+        check_id, start, duration, failures, successes, consecutive, _, _ = self.shared.read_slot(
             self.slot
         )
         if check_id != self.id:
@@ -105,6 +107,9 @@ class Table:
         # (kind, from, to) -> transitions since start
         self.transitions: Counter[tuple[str, int, int]] = Counter()
         self.version = 0  # bumped when a check comes or goes
+        # ids whose state, message, config or problem changed since /status's renderer
+        # last took them (see control.status.StatusRenderer)
+        self.touched: set[int] = set()
 
     def __contains__(self, check_id: object) -> bool:
         return check_id in self.entries
@@ -126,6 +131,7 @@ class Table:
     def pop(self, check_id: int) -> Entry:
         self.version += 1
         entry = self.entries.pop(check_id)
+        self.touched.discard(check_id)
         self._uncount(entry.kind, entry.state)
         return entry
 
@@ -136,6 +142,7 @@ class Table:
             self.counts[kind, entry.state] += 1
             entry.kind = kind
         entry.config = config
+        self.touched.add(entry.id)
 
     def transition(self, entry: Entry, state: int, at_ns: int) -> None:
         self.transitions[entry.kind, entry.state, state] += 1
@@ -143,6 +150,17 @@ class Table:
         self.counts[entry.kind, state] += 1
         entry.state = state
         entry.since_ns = at_ns
+        self.touched.add(entry.id)
+
+    def set_message(self, entry: Entry, message: str) -> None:
+        if message != entry.message:
+            entry.message = message
+            self.touched.add(entry.id)
+
+    def set_problem(self, entry: Entry, problem: str | None) -> None:
+        if problem != entry.problem:
+            entry.problem = problem
+            self.touched.add(entry.id)
 
     def _uncount(self, kind: str, state: int) -> None:
         key = (kind, state)
@@ -151,3 +169,32 @@ class Table:
             self.counts[key] = left
         else:
             del self.counts[key]
+
+
+class TableReuse(ReuseMap):
+    """The engine's last Configs as the table holds them, for the next fetch's decoder
+    (``gob.ReuseMap``): an entry's config and the bytes it came in, so an unchanged config
+    keeps its object at the cost of a few bytes per check. ``fresh`` holds the bytes of
+    the configs the last fetch decoded, for ``Control.apply`` to keep."""
+
+    __slots__ = ("fresh", "table")
+
+    def __init__(self, table: Table) -> None:
+        super().__init__()
+        self.table = table
+        self.fresh: dict[int, bytes] = {}
+
+    def begin(self) -> None:
+        self.fresh.clear()
+
+    def previous(self, key: int) -> tuple[bytes, Any] | None:
+        entry = self.table.entries.get(key)
+        if entry is None or not entry.raw:
+            return None
+        return entry.raw, entry.config
+
+    def decoded(self, key: int, raw: bytes, value: Any) -> None:
+        self.fresh[key] = raw
+
+    def finish(self, taken: list[int]) -> None:
+        pass  # the table keeps them

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from seesaw_healthcheck.checkfile import Reader
 from seesaw_healthcheck.control.config import ENGINE_TIMEOUT_S, FETCH_RETRY_S
 from seesaw_healthcheck.control.outage import Outage
+from seesaw_healthcheck.gob import ReuseMap
 from seesaw_healthcheck.model import Checks, Config, Context
 from seesaw_healthcheck.reactor import Event, Reactor
 
@@ -106,8 +107,12 @@ class Updater:
         self._now.set()
 
 
-def engine_fetcher(engine_socket: str) -> Fetcher:
-    """SeesawEngine.Healthchecks over a fresh connection, with a trusted context."""
+def engine_fetcher(engine_socket: str, reuse: ReuseMap | None = None) -> Fetcher:
+    """SeesawEngine.Healthchecks over a fresh connection, with a trusted context.
+
+    The engine sends every config every fetch: with ``reuse``, unchanged ones keep their
+    objects (no decode, no garbage), and the diff then finds them unchanged by identity.
+    """
     from seesaw_healthcheck import schema
     from seesaw_healthcheck.rpc import reactor_call
 
@@ -121,6 +126,7 @@ def engine_fetcher(engine_socket: str) -> Fetcher:
             schema.CONTEXT_ARG,
             schema.CHECKS,
             timeout=ENGINE_TIMEOUT_S,
+            reuse=reuse,
         )
         if not isinstance(reply, Checks):
             raise TypeError(f"engine replied with {type(reply).__name__}, not Checks")
@@ -129,10 +135,9 @@ def engine_fetcher(engine_socket: str) -> Fetcher:
     return fetch
 
 
-def file_fetcher(path: str) -> Fetcher:
-    """The checks of a TOML file (``checkfile``), read again only when it changed; a
-    broken file raises (the last good set stays)."""
-    reader = Reader(path)
+def file_fetcher(reader: Reader) -> Fetcher:
+    """The checks of a TOML file (``checkfile.Reader``), read again only when it changed;
+    a broken file raises (the last good set stays)."""
 
     async def fetch() -> Checks | None:
         return reader.read_if_changed()

@@ -18,7 +18,14 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from seesaw_healthcheck.channel import APPLY, Add, Endpoint, SharedTable
+from seesaw_healthcheck.channel import (
+    APPLY,
+    STOP,
+    Add,
+    Endpoint,
+    SharedTable,
+    config_to_wire,
+)
 from seesaw_healthcheck.model import Config
 from seesaw_healthcheck.reactor import Reactor
 
@@ -111,6 +118,8 @@ class WorkerProcess:
         self.started_at = 0.0  # reactor clock
         self.starts = 0
         self.stopping = False
+        self.recycling = False  # asked to exit, to start afresh (see Control._recycle)
+        self.peak_checks = 0  # the most checks it ran since it started
 
     @property
     def pid(self) -> int | None:
@@ -153,6 +162,8 @@ class WorkerProcess:
         self.started_at = self.reactor.time()
         self.starts += 1
         self.stopping = False
+        self.recycling = False
+        self.peak_checks = 0
         log.info("Started check worker %d (pid %d)", self.index, self.proc.pid)
 
     def apply(
@@ -167,15 +178,22 @@ class WorkerProcess:
         endpoint = self._endpoint
         if endpoint is None or endpoint.closed:
             return self.seq  # it is being restarted: the restart sends it everything
-        first = True
-        for at in range(0, max(len(adds), 1), APPLY_CHUNK):
+        # Removals first (they free slots the adds may take), then updates, then adds;
+        # at most APPLY_CHUNK items a frame, so each frame is a short piece of work.
+        for at in range(0, len(removes), APPLY_CHUNK):
             self.seq += 1
-            chunk = adds[at : at + APPLY_CHUNK]
-            if first:
-                endpoint.send((APPLY, self.seq, requested_at, chunk, updates, removes))
-                first = False
-            else:
-                endpoint.send((APPLY, self.seq, requested_at, chunk, [], []))
+            endpoint.send((APPLY, self.seq, requested_at, [], [], removes[at : at + APPLY_CHUNK]))
+        for at in range(0, len(updates), APPLY_CHUNK):
+            self.seq += 1
+            wired = [config_to_wire(config) for config in updates[at : at + APPLY_CHUNK]]
+            endpoint.send((APPLY, self.seq, requested_at, [], wired, []))
+        for at in range(0, len(adds), APPLY_CHUNK):
+            self.seq += 1
+            chunk = [
+                (slot, share, config_to_wire(config), resume)
+                for slot, share, config, resume in adds[at : at + APPLY_CHUNK]
+            ]
+            endpoint.send((APPLY, self.seq, requested_at, chunk, [], []))
         return self.seq
 
     def _closed(self) -> None:
@@ -209,6 +227,13 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def recycle(self) -> None:
+        """Ask it to send what it has and exit; its end of file then reports it, and the
+        control process starts it afresh (a new process gives back all its memory)."""
+        if self._endpoint is not None and not self._endpoint.closed:
+            self.recycling = True
+            self._endpoint.send((STOP,))
 
     def kill(self) -> None:
         """SIGKILL (a hung worker); its channel's end of file then reports it."""

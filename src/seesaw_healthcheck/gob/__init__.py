@@ -17,7 +17,7 @@ of the fields that travelled, interfaces and GobEncoder values as ``UnknownValue
 Every malformed input raises ``GobError``, with the stream offset where known.
 """
 
-from .decoder import Decoder, zero_value
+from .decoder import Decoder, ReuseMap, zero_value
 from .encoder import Encoder, TypeIds
 from .gotime import GoTime, GoTimeError
 from .types import (
@@ -65,6 +65,7 @@ __all__ = [
     "Map",
     "Ptr",
     "Registry",
+    "ReuseMap",
     "Slice",
     "String",
     "Struct",

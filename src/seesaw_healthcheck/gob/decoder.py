@@ -69,16 +69,34 @@ _F32 = struct.Struct("<f")
 _MAX_F32 = 3.4028234663852886e38
 
 _BASIC_NAMES = {
-    BOOL_ID: "bool", INT_ID: "int", UINT_ID: "uint", FLOAT_ID: "float", BYTES_ID: "[]byte",
-    STRING_ID: "string", COMPLEX_ID: "complex", INTERFACE_ID: "interface",
+    BOOL_ID: "bool",
+    INT_ID: "int",
+    UINT_ID: "uint",
+    FLOAT_ID: "float",
+    BYTES_ID: "[]byte",
+    STRING_ID: "string",
+    COMPLEX_ID: "complex",
+    INTERFACE_ID: "interface",
 }
 _BASIC_OF: dict[type, int] = {
-    Bool: BOOL_ID, Int: INT_ID, Uint: UINT_ID, Float: FLOAT_ID, Bytes: BYTES_ID,
-    String: STRING_ID, Complex: COMPLEX_ID, Interface: INTERFACE_ID,
+    Bool: BOOL_ID,
+    Int: INT_ID,
+    Uint: UINT_ID,
+    Float: FLOAT_ID,
+    Bytes: BYTES_ID,
+    String: STRING_ID,
+    Complex: COMPLEX_ID,
+    Interface: INTERFACE_ID,
 }
 _GENERIC_BASICS: dict[int, GobType | None] = {
-    BOOL_ID: Bool(), INT_ID: Int(), UINT_ID: Uint(), FLOAT_ID: Float(), BYTES_ID: Bytes(),
-    STRING_ID: String(), COMPLEX_ID: Complex(), INTERFACE_ID: None,
+    BOOL_ID: Bool(),
+    INT_ID: Int(),
+    UINT_ID: Uint(),
+    FLOAT_ID: Float(),
+    BYTES_ID: Bytes(),
+    STRING_ID: String(),
+    COMPLEX_ID: Complex(),
+    INTERFACE_ID: None,
 }
 _ENCODED_KIND = {"gob": GOB_ENCODER_T, "binary": BINARY_MARSHALER_T, "text": TEXT_MARSHALER_T}
 
@@ -169,6 +187,7 @@ def _zero_factory(t: GobType) -> tuple[bool, Any]:
                 return cls()
             except Exception:
                 return None
+
         return True, make_zero
     raise GobError(f"not a gob type descriptor: {t!r}")
 
@@ -185,13 +204,59 @@ def zero_value(t: GobType) -> Any:
     return z() if mut else z
 
 
+class ReuseMap:
+    """Carried from one stream's decoder to the next (``Decoder(reuse=...)``): the bytes
+    and decoded value of every entry of the last uint-keyed map decoded, so an entry whose
+    bytes are unchanged in the next stream keeps its very object instead of being decoded
+    again. For a reply that sends the same 100,000 configs every fetch, that is a byte
+    comparison each instead of a decode and seven new objects.
+
+    Sound because a gob value is prefix-free (its bytes end where its decoding ends), as
+    long as the bytes mean the same: entries are taken over only while the streams define
+    the same types under the same ids (``fingerprint``).
+
+    This class keeps the entries in a dict; a subclass may keep them elsewhere (the
+    caller's own table) by overriding ``begin``, ``previous``, ``decoded`` and ``finish``.
+    """
+
+    __slots__ = ("_next", "entries", "fingerprint", "reused")
+
+    def __init__(self) -> None:
+        self.fingerprint: object = None
+        self.entries: dict[int, tuple[bytes, Any]] = {}
+        self._next: dict[int, tuple[bytes, Any]] = {}
+        self.reused = 0  # entries the last map took over unchanged
+
+    def begin(self) -> None:
+        """A map starts."""
+        self._next = {}
+
+    def previous(self, key: int) -> tuple[bytes, Any] | None:
+        """The bytes and value of ``key`` in the last map, if kept."""
+        return self.entries.get(key)
+
+    def decoded(self, key: int, raw: bytes, value: Any) -> None:
+        """``key`` was decoded from ``raw`` (bytes that define no type)."""
+        self._next[key] = (raw, value)
+
+    def finish(self, taken: list[int]) -> None:
+        """The map is done; the entries of ``taken`` were taken over from the last one."""
+        entries = self.entries
+        for key in taken:
+            self._next[key] = entries[key]
+        self.entries, self._next = self._next, {}
+
+
 class Decoder:
     """Decodes one gob stream. ``feed(bytes)`` then ``next(type)`` until ``NEED_DATA``."""
 
-    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+    def __init__(
+        self, max_message: int = DEFAULT_MAX_MESSAGE, reuse: ReuseMap | None = None
+    ) -> None:
         if max_message <= 0:
             raise ValueError("max_message must be positive")
         self.max_message = max_message
+        self._reuse = reuse
         self._buf = bytearray()
         self._off = 0  # start of unconsumed bytes in _buf
         self._abs = 0  # stream offset of _buf[0]
@@ -486,9 +551,7 @@ class Decoder:
             return f"unknown type id {tid}"
         return f"{KIND_NAMES[wt.kind]} {wt.name or '(unnamed)'} (id {tid})"
 
-    def _decode_value(
-        self, tid: int, t: GobType | None, data: bytes, pos: int
-    ) -> tuple[Any, int]:
+    def _decode_value(self, tid: int, t: GobType | None, data: bytes, pos: int) -> tuple[Any, int]:
         """A value as sent at top level or inside an interface: a struct, or a singleton."""
         b = _base(t) if t is not None else None
         wt = self._wire.get(tid)
@@ -572,8 +635,9 @@ class Decoder:
             raise self._mismatch(tid, t, pos)
         if isinstance(t, Struct):
             if wt.kind != STRUCT_T:
-                raise _Corrupt(f"type mismatch: want struct type {t.name}; got "
-                               f"{self._type_name(tid)}", pos)
+                raise _Corrupt(
+                    f"type mismatch: want struct type {t.name}; got {self._type_name(tid)}", pos
+                )
             return self._struct_op(wt, t, pos)
         if isinstance(t, Slice):
             if wt.kind != SLICE_T:
@@ -586,9 +650,7 @@ class Decoder:
         if isinstance(t, Map):
             if wt.kind != MAP_T:
                 raise self._mismatch(tid, t, pos)
-            return self._map_op(
-                self._op(wt.key, t.key, pos), self._op(wt.elem, t.elem, pos), tid
-            )
+            return self._map_op(self._op(wt.key, t.key, pos), self._op(wt.elem, t.elem, pos), tid)
         raise self._mismatch(tid, t, pos)
 
     def _compile_generic(self, tid: int, wt: WireType | None, pos: int) -> Op:
@@ -609,12 +671,15 @@ class Decoder:
         if t is None or isinstance(t, Interface):
             return self._interface_op(t)
         if isinstance(t, Bool):
+
             def op_bool(data: bytes, pos: int) -> tuple[Any, int]:
                 v, pos = read_uint(data, pos)
                 return v != 0, pos  # Go: any non-zero value is true
+
             return op_bool
         if isinstance(t, Int):
             if t.bits == 64:
+
                 def op_int(data: bytes, pos: int) -> tuple[Any, int]:
                     b = data[pos]
                     if b < 128:
@@ -623,6 +688,7 @@ class Decoder:
                     else:
                         x, pos = _uint_slow(data, pos)
                     return (~(x >> 1) if x & 1 else x >> 1), pos
+
                 return op_int
             lo, hi = -(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1
 
@@ -632,6 +698,7 @@ class Decoder:
                 if not lo <= v <= hi:
                     raise _Corrupt(f"value out of range: {v} does not fit int{t.bits}", pos)
                 return v, p
+
             return op_int_n
         if isinstance(t, Uint):
             if t.bits == 64:
@@ -643,6 +710,7 @@ class Decoder:
                 if v > hi:
                     raise _Corrupt(f"value out of range: {v} does not fit uint{t.bits}", pos)
                 return v, p
+
             return op_uint_n
         if isinstance(t, Float):
             f32 = t.bits == 32
@@ -651,6 +719,7 @@ class Decoder:
                 x, p = read_uint(data, pos)
                 f = bits_float(x)
                 return (_to_f32(f, pos) if f32 else f), p
+
             return op_float
         if isinstance(t, Complex):
             c64 = t.bits == 64
@@ -662,8 +731,10 @@ class Decoder:
                 if c64:
                     re, im = _to_f32(re, pos), _to_f32(im, pos)
                 return complex(re, im), p
+
             return op_complex
         if isinstance(t, String):
+
             def op_string(data: bytes, pos: int) -> tuple[Any, int]:
                 b = data[pos]
                 if b < 128:
@@ -675,14 +746,17 @@ class Decoder:
                 if e > self._end:
                     raise _Corrupt(f"string length {n} exceeds the message", pos)
                 return data[pos:e].decode("utf-8", "surrogateescape"), e
+
             return op_string
         if isinstance(t, Bytes):
+
             def op_bytes(data: bytes, pos: int) -> tuple[Any, int]:
                 n, pos = read_uint(data, pos)
                 e = pos + n
                 if e > self._end:
                     raise _Corrupt(f"byte slice length {n} exceeds the message", pos)
                 return data[pos:e], e
+
             return op_bytes
         raise GobError(f"not a basic type: {t!r}")
 
@@ -699,6 +773,7 @@ class Decoder:
                 return t.decode(raw), e
             except Exception as exc:
                 raise _Corrupt(f"cannot decode {t.name}: {exc}", pos) from None
+
         return op_encoded
 
     def _may_split(self, tid: int) -> bool:
@@ -757,16 +832,21 @@ class Decoder:
                 v, pos = elem(data, pos)
                 append(v)
             return out, pos
+
         return op_seq
 
     def _map_op(self, key: Op, elem: Op, tid: int) -> Op:
         may_split = self._may_split(tid)
 
         if key is read_uint:  # uint keys (Seesaw's Id): read inline
+
             def op_map_uint(data: bytes, pos: int) -> tuple[Any, int]:
                 n, pos = read_uint(data, pos)
                 if 2 * n > self._end - pos:
                     self._check_count(n, 2, pos, may_split)
+                reuse = self._reuse
+                if reuse is not None:
+                    return self._map_uint_reusing(reuse, elem, n, data, pos)
                 out = {}
                 size = len(data)
                 for _ in range(n):
@@ -783,6 +863,7 @@ class Decoder:
                             pos = e
                     out[k], pos = elem(data, pos)
                 return out, pos
+
             return op_map_uint
 
         def op_map(data: bytes, pos: int) -> tuple[Any, int]:
@@ -799,7 +880,51 @@ class Decoder:
                 except TypeError:
                     raise _Corrupt("map key is not hashable in Python", kp) from None
             return out, pos
+
         return op_map
+
+    def _map_uint_reusing(
+        self, reuse: ReuseMap, elem: Op, n: int, data: bytes, pos: int
+    ) -> tuple[Any, int]:
+        """``op_map_uint``'s loop, taking unchanged entries over from ``reuse``.
+
+        An entry whose bytes define a type (Go writes an interface's concrete type inline,
+        in the first value that needs it) is never kept: skipping it would skip the
+        definition. And if the stream's types turn out to differ from the last stream's,
+        the entries taken over are decoded after all.
+        """
+        out = {}
+        taken: list[int] = []
+        where: list[int] = []  # their positions
+        wire = self._wire
+        previous = reuse.previous
+        reuse.begin()
+        for _ in range(n):
+            k, pos = read_uint(data, pos)
+            known = previous(k)
+            if known is not None and data.startswith(known[0], pos):
+                taken.append(k)
+                where.append(pos)
+                out[k] = known[1]
+                pos += len(known[0])
+                continue
+            start, types = pos, len(wire)
+            out[k], pos = elem(data, pos)
+            if len(wire) == types:
+                reuse.decoded(k, data[start:pos], out[k])
+        fingerprint = tuple(
+            (tid, wt.kind, wt.name, tuple(wt.fields), wt.key, wt.elem, wt.length)
+            for tid, wt in sorted(wire.items())
+        )
+        if taken and fingerprint != reuse.fingerprint:
+            for k, start in zip(taken, where, strict=True):  # other types: decode after all
+                out[k], end = elem(data, start)
+                reuse.decoded(k, data[start:end], out[k])
+            taken = []
+        reuse.fingerprint = fingerprint
+        reuse.reused = len(taken)
+        reuse.finish(taken)
+        return out, pos
 
     def _interface_op(self, t: Interface | None) -> Op:
         registry = t.registry if t is not None else None
@@ -873,6 +998,7 @@ class Decoder:
             if wrap is not None:
                 return UnknownValue(wrap, v), pos
             return v, pos
+
         return op_iface
 
     def _type_sequence(self, data: bytes, pos: int) -> tuple[int, int]:
@@ -928,8 +1054,7 @@ class Decoder:
                     break
                 fieldnum += d
                 if fieldnum >= nwire:
-                    raise _Corrupt(f"field number {fieldnum} out of range for struct {sname}",
-                                   pos)
+                    raise _Corrupt(f"field number {fieldnum} out of range for struct {sname}", pos)
                 op, k = plan[fieldnum]
                 v, pos = op(data, pos)
                 if k is not None:
@@ -938,6 +1063,7 @@ class Decoder:
                 if k not in kw:
                     kw[k] = z()
             return (make(**kw) if make is not None else kw), pos
+
         return op_struct
 
     def _struct_op(self, wt: WireType, t: Struct | None, pos: int) -> Op:
@@ -953,7 +1079,10 @@ class Decoder:
         ):
             return self._struct_op_plain(wt, t, pos)  # bounded compile cost for huge structs
         ns: dict[str, Any] = {
-            "_uint_slow": _uint_slow, "_Corrupt": _Corrupt, "dec": self, "_MISSING": _MISSING,
+            "_uint_slow": _uint_slow,
+            "_Corrupt": _Corrupt,
+            "dec": self,
+            "_MISSING": _MISSING,
         }
         sname = wt.name
         ns["OUT_OF_RANGE"] = f"field number out of range for struct {sname or '(unnamed)'}: "
@@ -1012,26 +1141,28 @@ class Decoder:
             else:
                 ns.update({f"K{j}": k for j, k in enumerate(keys)})
                 result = "MAKE(**{" + ", ".join(f"K{j}: s{j}" for j in range(len(keys))) + "})"
-        src = "\n".join([
-            "def op_struct(data, pos):",
-            *head,
-            "    fieldnum = -1",
-            "    while True:",
-            "        b = data[pos]",
-            "        if b < 128:",
-            "            pos += 1",
-            "            if b == 0:",
-            "                break",
-            "            fieldnum += b",
-            "        else:",
-            "            d, pos = _uint_slow(data, pos)",
-            "            fieldnum += d",
-            *branches,
-            "        else:",
-            "            raise _Corrupt(OUT_OF_RANGE + str(fieldnum), pos)",
-            *tail,
-            f"    return {result}, pos",
-        ])
+        src = "\n".join(
+            [
+                "def op_struct(data, pos):",
+                *head,
+                "    fieldnum = -1",
+                "    while True:",
+                "        b = data[pos]",
+                "        if b < 128:",
+                "            pos += 1",
+                "            if b == 0:",
+                "                break",
+                "            fieldnum += b",
+                "        else:",
+                "            d, pos = _uint_slow(data, pos)",
+                "            fieldnum += d",
+                *branches,
+                "        else:",
+                "            raise _Corrupt(OUT_OF_RANGE + str(fieldnum), pos)",
+                *tail,
+                f"    return {result}, pos",
+            ]
+        )
         code = _CODE_CACHE.get(src)
         if code is None:
             if len(_CODE_CACHE) >= 1024:
@@ -1057,7 +1188,10 @@ _MISSING = object()
 # compiling is the slow part; the source holds generated names only.
 _CODE_CACHE: dict[str, Any] = {}
 _INLINE_GENERIC: dict[int, GobType] = {
-    UINT_ID: Uint(), INT_ID: Int(), STRING_ID: String(), BYTES_ID: Bytes()
+    UINT_ID: Uint(),
+    INT_ID: Int(),
+    STRING_ID: String(),
+    BYTES_ID: Bytes(),
 }
 
 _READ_UINT = """\
@@ -1084,16 +1218,19 @@ def _inline_read(tid: int, t: GobType | None, i: int, ns: dict[str, Any]) -> str
             return _READ_UINT
         ns[f"HI{i}"] = (1 << t.bits) - 1
         ns[f"RANGE{i}"] = f"value out of range for uint{t.bits}: "
-        return _READ_UINT + (f"            if v > HI{i}:\n"
-                             f"                raise _Corrupt(RANGE{i} + str(v), pos)\n")
+        return _READ_UINT + (
+            f"            if v > HI{i}:\n                raise _Corrupt(RANGE{i} + str(v), pos)\n"
+        )
     if isinstance(t, Int) and tid == INT_ID:
         code = _READ_UINT + "            v = ~(v >> 1) if v & 1 else v >> 1\n"
         if t.bits == 64:
             return code
         ns[f"LO{i}"], ns[f"HI{i}"] = -(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1
         ns[f"RANGE{i}"] = f"value out of range for int{t.bits}: "
-        return code + (f"            if not LO{i} <= v <= HI{i}:\n"
-                       f"                raise _Corrupt(RANGE{i} + str(v), pos)\n")
+        return code + (
+            f"            if not LO{i} <= v <= HI{i}:\n"
+            f"                raise _Corrupt(RANGE{i} + str(v), pos)\n"
+        )
     if (isinstance(t, String) and tid == STRING_ID) or (isinstance(t, Bytes) and tid == BYTES_ID):
         conv = ".decode('utf-8', 'surrogateescape')" if isinstance(t, String) else ""
         return (
@@ -1111,4 +1248,3 @@ def _base(t: GobType) -> GobType:
     while isinstance(t, Ptr):
         t = t.elem
     return t
-

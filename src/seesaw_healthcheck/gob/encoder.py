@@ -59,8 +59,14 @@ Emit = Callable[["Encoder", bytearray, Any], None]
 _F32 = struct.Struct("<f")
 
 _BASIC_IDS: dict[type, int] = {
-    Bool: BOOL_ID, Int: INT_ID, Uint: UINT_ID, Float: FLOAT_ID, Bytes: BYTES_ID,
-    String: STRING_ID, Complex: COMPLEX_ID, Interface: INTERFACE_ID,
+    Bool: BOOL_ID,
+    Int: INT_ID,
+    Uint: UINT_ID,
+    Float: FLOAT_ID,
+    Bytes: BYTES_ID,
+    String: STRING_ID,
+    Complex: COMPLEX_ID,
+    Interface: INTERFACE_ID,
 }
 _ENCODER_KINDS = {"gob": GOB_ENCODER_T, "binary": BINARY_MARSHALER_T, "text": TEXT_MARSHALER_T}
 
@@ -317,8 +323,10 @@ def _compile(t: GobType) -> Emit:
         _emitters[t] = emit_ptr
         return emit_ptr
     if isinstance(t, Bool):
+
         def emit_bool(enc: Encoder, buf: bytearray, v: Any) -> None:
             buf.append(1 if v else 0)
+
         fn: Emit = emit_bool
     elif isinstance(t, Int):
         lo, hi = -(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1
@@ -327,6 +335,7 @@ def _compile(t: GobType) -> Emit:
             if not lo <= v <= hi:
                 raise GobError(f"value {v} out of range for {t.go_name}")
             put_uint(buf, (v << 1) if v >= 0 else (((~v) << 1) | 1))
+
         fn = emit_int
     elif isinstance(t, Uint):
         uhi = (1 << t.bits) - 1
@@ -338,51 +347,68 @@ def _compile(t: GobType) -> Emit:
                 buf.append(v)
             else:
                 put_uint(buf, v)
+
         fn = emit_uint
     elif isinstance(t, Float):
         if t.bits == 32:
+
             def emit_f32(enc: Encoder, buf: bytearray, v: Any) -> None:
                 put_uint(buf, float_bits(_F32.unpack(_F32.pack(v))[0]))
+
             fn = emit_f32
         else:
+
             def emit_f64(enc: Encoder, buf: bytearray, v: Any) -> None:
                 put_uint(buf, float_bits(v))
+
             fn = emit_f64
     elif isinstance(t, Complex):
         if t.bits == 64:
+
             def emit_c64(enc: Encoder, buf: bytearray, v: Any) -> None:
                 c = complex(v)
                 put_uint(buf, float_bits(_F32.unpack(_F32.pack(c.real))[0]))
                 put_uint(buf, float_bits(_F32.unpack(_F32.pack(c.imag))[0]))
+
             fn = emit_c64
         else:
+
             def emit_c128(enc: Encoder, buf: bytearray, v: Any) -> None:
                 c = complex(v)
                 put_uint(buf, float_bits(c.real))
                 put_uint(buf, float_bits(c.imag))
+
             fn = emit_c128
     elif isinstance(t, String):
+
         def emit_string(enc: Encoder, buf: bytearray, v: Any) -> None:
             raw = v.encode("utf-8", "surrogateescape")
             put_uint(buf, len(raw))
             buf += raw
+
         fn = emit_string
     elif isinstance(t, Bytes):
+
         def emit_bytes(enc: Encoder, buf: bytearray, v: Any) -> None:
             if isinstance(v, str):
                 raise GobError("[]byte value must be bytes, not str")
             put_uint(buf, len(v))
             buf += v
+
         fn = emit_bytes
     elif isinstance(t, GobEncoded):
+
         def emit_encoded(enc: Encoder, buf: bytearray, v: Any) -> None:
             raw = t.encode(v)
             put_uint(buf, len(raw))
             buf += raw
+
         fn = emit_encoded
     elif isinstance(t, Interface):
+
         def emit_iface(enc: Encoder, buf: bytearray, v: Any) -> None:
             enc._emit_interface(buf, v, t)
+
         fn = emit_iface
     elif isinstance(t, (Slice, Array)):
         fn = _compile_seq(t)
@@ -404,6 +430,7 @@ def _lazy(t: GobType) -> Emit:
         if not cell:
             cell.append(emit_for(t))
         cell[0](enc, buf, v)
+
     return emit_lazy
 
 
@@ -420,6 +447,7 @@ def _compile_seq(t: Slice | Array) -> Emit:
         put_uint(buf, n)
         for x in v:
             elem(enc, buf, x)
+
     return emit_seq
 
 
@@ -431,6 +459,7 @@ def _compile_map(t: Map) -> Emit:
         for k, x in v.items():
             key(enc, buf, k)
             elem(enc, buf, x)
+
     return emit_map
 
 
@@ -454,6 +483,7 @@ def _compile_struct(t: Struct) -> Emit:
         if not cell:
             cell.append(_generate_struct(t))
         cell[0](enc, buf, v)
+
     return emit_struct
 
 
@@ -506,8 +536,9 @@ def _generate_struct(t: Struct) -> Emit:
 
     def out_of_range(x: Any, i: int) -> None:
         f = fields[i]
-        raise GobError(f"{t.name}.{f.name}: value {x!r:.80} out of range for "
-                       f"{base_of(f.type).go_name}")
+        raise GobError(
+            f"{t.name}.{f.name}: value {x!r:.80} out of range for {base_of(f.type).go_name}"
+        )
 
     ns["RANGE"] = out_of_range
     lines = ["def emit(enc, buf, v):"]

@@ -285,8 +285,16 @@ def _default_cls(t: GobType) -> type:
     if isinstance(base, Struct) and isinstance(base.cls, type):
         return base.cls
     simple: dict[type, type] = {
-        Bool: bool, Int: int, Uint: int, Float: float, Complex: complex, String: str,
-        Bytes: bytes, Slice: list, Array: list, Map: dict,
+        Bool: bool,
+        Int: int,
+        Uint: int,
+        Float: float,
+        Complex: complex,
+        String: str,
+        Bytes: bytes,
+        Slice: list,
+        Array: list,
+        Map: dict,
     }
     if type(base) in simple:
         return simple[type(base)]
@@ -360,12 +368,42 @@ TIME = GobEncoded(
 )
 
 GobType = Union[  # noqa: UP007 - a runtime alias of many classes reads better so
-    Bool, Int, Uint, Float, Complex, String, Bytes, Array, Slice, Map, Ptr, Struct,
-    Interface, GobEncoded,
+    Bool,
+    Int,
+    Uint,
+    Float,
+    Complex,
+    String,
+    Bytes,
+    Array,
+    Slice,
+    Map,
+    Ptr,
+    Struct,
+    Interface,
+    GobEncoded,
 ]
 
 __all__ = [
-    "NEED_DATA", "TIME", "Array", "Bool", "Bytes", "Complex", "Field", "Float", "GobEncoded",
-    "GobError", "GobType", "Int", "Interface", "Map", "Ptr", "Registry", "Slice", "String",
-    "Struct", "Uint", "UnknownValue",
+    "NEED_DATA",
+    "TIME",
+    "Array",
+    "Bool",
+    "Bytes",
+    "Complex",
+    "Field",
+    "Float",
+    "GobEncoded",
+    "GobError",
+    "GobType",
+    "Int",
+    "Interface",
+    "Map",
+    "Ptr",
+    "Registry",
+    "Slice",
+    "String",
+    "Struct",
+    "Uint",
+    "UnknownValue",
 ]

@@ -154,7 +154,7 @@ def _checker(check: pb.Check, target: model.Target) -> model.Checker:
             target,
             secure=h.secure,
             tls_verify=h.tls_verify,
-            method=h.method,
+            method=h.method or "GET",  # as Seesaw's engine fills it in
             proxy=h.proxy,
             request=h.request,
             response=h.response,

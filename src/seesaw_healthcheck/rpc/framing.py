@@ -38,7 +38,7 @@ from seesaw_healthcheck.gob import (
     Struct,
     Uint,
 )
-from seesaw_healthcheck.gob.decoder import DEFAULT_MAX_MESSAGE
+from seesaw_healthcheck.gob.decoder import DEFAULT_MAX_MESSAGE, ReuseMap
 from seesaw_healthcheck.gob.types import GobType
 
 # Our decoder's errors end with the stream offset; Go's do not.
@@ -158,9 +158,11 @@ class _Sender:
 class ClientCodec(_Sender):
     """The client half of one connection: numbers calls, matches replies by ``Seq``."""
 
-    def __init__(self) -> None:
+    def __init__(self, reuse: ReuseMap | None = None) -> None:
         super().__init__()
-        self._decoder = Decoder()
+        # reuse: unchanged entries of a reply's uint-keyed map keep the objects of the last
+        # reply decoded with it (see gob.ReuseMap)
+        self._decoder = Decoder(reuse=reuse)
         self._next_seq = 0  # Go's client starts at 0 too
         self._reply_types: dict[int, GobType | None] = {}
         self._header: Response | None = None  # read, body still to come

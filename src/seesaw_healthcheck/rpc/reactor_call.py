@@ -17,6 +17,7 @@ import socket
 import stat
 from typing import Any, TypeVar
 
+from seesaw_healthcheck.gob import ReuseMap
 from seesaw_healthcheck.gob.types import GobType
 from seesaw_healthcheck.reactor import Future, current_reactor, readable, sleep, writable
 from seesaw_healthcheck.rpc.framing import ClientCodec, RpcError
@@ -58,20 +59,31 @@ async def call(
     args_type: GobType,
     reply_type: GobType,
     timeout: float = 10.0,
+    reuse: ReuseMap | None = None,
 ) -> Any:
     """``method`` ("Service.Method") on a fresh connection to ``path``, closed afterwards
     (as Seesaw's server does); ``timeout`` bounds dial, write and reply together.
+    ``reuse`` carries a reply's map entries to the next call's (``gob.ReuseMap``).
 
     Raises ``RpcError`` with the server's error string, ``TimeoutError``,
     ``ConnectionError`` naming the path, and ``GobError`` for garbage from the server.
     """
     return await with_timeout(
-        _call(path, method, args, args_type, reply_type), timeout, f"rpc: {method} on {path}"
+        _call(path, method, args, args_type, reply_type, reuse),
+        timeout,
+        f"rpc: {method} on {path}",
     )
 
 
-async def _call(path: str, method: str, args: Any, args_type: GobType, reply_type: GobType) -> Any:
-    codec = ClientCodec()
+async def _call(
+    path: str,
+    method: str,
+    args: Any,
+    args_type: GobType,
+    reply_type: GobType,
+    reuse: ReuseMap | None,
+) -> Any:
+    codec = ClientCodec(reuse)
     _, data = codec.request(method, args, args_type, reply_type)  # GobError: nothing sent
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:

@@ -20,12 +20,15 @@ from seesaw_healthcheck.channel import (
     LOG,
     REPORTS,
     SLOT,
+    STOP,
     Add,
     Endpoint,
     Header,
     SharedTable,
+    config_from_wire,
     slot_offset,
 )
+from seesaw_healthcheck.memory import SHRINK_RELEASE, release
 from seesaw_healthcheck.model import Config
 from seesaw_healthcheck.reactor import Reactor, Timer
 from seesaw_healthcheck.worker.schedule import RunCheck, Schedule, ScheduledCheck, TimeoutFor
@@ -69,6 +72,7 @@ class Worker:
         self._logs: list[tuple[int, str, str]] = []
         self._flush_timer: Timer | None = None
         self._beat_timer: Timer | None = None
+        self._removed = 0  # checks removed since memory was last given back
         self._on_closed = on_closed if on_closed is not None else reactor.stop
         self.debug = log.isEnabledFor(logging.DEBUG)  # a line per result (-v 1)
         self.endpoint = Endpoint(reactor, channel, self._on_message, self._closed)
@@ -78,9 +82,16 @@ class Worker:
 
     def _on_message(self, message: tuple[Any, ...]) -> None:
         if message[0] == APPLY:
-            _, seq, requested_at, adds, updates, removes = message
+            _, seq, requested_at, wired_adds, wired_updates, removes = message
+            adds = [
+                (slot, share, config_from_wire(wire), resume)
+                for slot, share, wire, resume in wired_adds
+            ]
+            updates = [config_from_wire(wire) for wire in wired_updates]
             self.apply(adds, updates, removes, requested_at)
             self.endpoint.send((APPLIED, seq, len(self.schedule.checks)))
+        elif message[0] == STOP:
+            self._on_closed()
         else:
             log.error("unknown message from the control process: %r", message[:1])
 
@@ -94,6 +105,10 @@ class Worker:
         schedule = self.schedule
         for check_id in removes:
             schedule.remove(check_id)
+        self._removed += len(removes)
+        if self._removed >= SHRINK_RELEASE:  # a delta comes in chunks: once, after them
+            self._removed = 0
+            self.reactor.call_later(1.0, release)
         for config in updates:
             schedule.update(config)
         if adds:
@@ -117,6 +132,7 @@ class Worker:
             check.successes,
             check.consecutive_failures,
             check.state,
+            1,  # fresh
         )
         message = check.last_message
         if self.debug and not changed:
