@@ -75,7 +75,7 @@ def test_exec_start_flags_are_the_servers() -> None:
         check=False,
     )
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout == f"seesaw-healthcheck {__version__}\n"
+    assert done.stdout.splitlines()[0] == f"seesaw-healthcheck {__version__}"
 
 
 def systemd_analyze() -> str:

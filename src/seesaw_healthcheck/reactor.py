@@ -493,6 +493,9 @@ class Reactor:
         # Callbacks close() runs (services shared by the reactor's tasks); a dict keeps
         # registration order and makes removal O(1) (bound methods compare by self+func).
         self._on_close: dict[Callable[[], object], None] = {}
+        # What the modules running on this reactor keep per reactor, by a key each owns
+        # (trio's RunVar): state that must not outlive the loop or be shared between loops.
+        self.run_vars: dict[object, object] = {}
 
     # --- time and timers -------------------------------------------------------------
 
@@ -987,6 +990,7 @@ class Reactor:
                 callback()
             except Exception:
                 log.exception("reactor close callback failed")
+        self.run_vars.clear()
         self._epoll.close()
         with self._wake_lock:
             os.close(self._wake_fd)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import socket
 import time
-import weakref
 from concurrent.futures import ThreadPoolExecutor
+from typing import Final
 
 from seesaw_healthcheck.checkers.base import CheckError
 from seesaw_healthcheck.checkers.dial import Endpoint, endpoint
@@ -45,7 +45,7 @@ class _Resolver:
         self.cache.clear()
 
 
-_resolvers: weakref.WeakKeyDictionary[Reactor, _Resolver] = weakref.WeakKeyDictionary()
+_RESOLVER: Final = object()  # the key of a reactor's _Resolver in its run_vars
 
 
 def _lookup(name: str, port: int) -> tuple[Endpoint, ...] | CheckError:
@@ -76,9 +76,9 @@ async def resolve_tcp(name: str, port: int) -> tuple[Endpoint, ...]:
     key = (name, port)
     now = time.monotonic()
     reactor = current_reactor()
-    resolver = _resolvers.get(reactor)
-    if resolver is None:
-        resolver = _resolvers[reactor] = _Resolver(reactor)
+    resolver = reactor.run_vars.get(_RESOLVER)
+    if not isinstance(resolver, _Resolver):
+        resolver = reactor.run_vars[_RESOLVER] = _Resolver(reactor)
     cache = resolver.cache
     cached = cache.get(key)
     if cached is None or cached[0] <= now:
