@@ -270,7 +270,7 @@ _WANT_READ = (BlockingIOError, ssl.SSLWantReadError)
 _WANT_WRITE = (BlockingIOError, ssl.SSLWantWriteError)
 
 
-async def send_all(sock: _socket.socket, data: bytes) -> None:
+async def send_all(sock: _socket.socket, data: bytes | memoryview) -> None:
     """Write all of ``data`` to a non-blocking (TLS) socket."""
     view = memoryview(data)
     while view:
