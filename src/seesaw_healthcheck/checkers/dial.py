@@ -299,7 +299,7 @@ _WANT_READ: Final = (BlockingIOError, ssl.SSLWantReadError)
 _WANT_WRITE: Final = (BlockingIOError, ssl.SSLWantWriteError)
 
 
-async def send_all(sock: _socket.socket, data: bytes) -> None:
+async def send_all(sock: _socket.socket, data: bytes | memoryview) -> None:
     """Write all of ``data`` to a non-blocking (TLS) socket."""
     view = memoryview(data)
     while view:

@@ -62,7 +62,8 @@ class Response:
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
-    def encode(self, head_only: bool = False) -> bytes:
+    def head(self) -> bytes:
+        """The status line and headers, up to the blank line that ends them."""
         lines = [
             f"HTTP/1.1 {self.status} {REASONS.get(self.status, 'Status')}",
             f"Date: {formatdate(usegmt=True)}",
@@ -72,8 +73,7 @@ class Response:
             "Connection: close",
         ]
         lines += [f"{name}: {value}" for name, value in self.headers]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head if head_only else head + self.body
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def parse_request(head: bytes) -> Request:
@@ -166,7 +166,7 @@ class HttpServer:
             if end >= 0:
                 break
             if len(head) > MAX_HEAD:
-                await self._send(conn, _error(413, "request head too large").encode())
+                await self._send(conn, _error(413, "request head too large"))
                 return
             await readable(conn)
             try:
@@ -181,7 +181,7 @@ class HttpServer:
         try:
             request = parse_request(bytes(head[:end]))
         except HttpError as err:
-            await self._send(conn, _error(err.status, str(err)).encode())
+            await self._send(conn, _error(err.status, str(err)))
             return
         if request.method not in ("GET", "HEAD"):
             response = _error(405, f"{request.method} is not served here")
@@ -194,11 +194,22 @@ class HttpServer:
             except Exception:
                 log.exception("HTTP: %s %s failed", request.method, request.path)
                 response = _error(500, "internal error (logged)")
-        await self._send(conn, response.encode(head_only=request.method == "HEAD"))
+        await self._send(conn, response, head_only=request.method == "HEAD")
 
-    async def _send(self, conn: socket.socket, data: bytes) -> None:
+    async def _send(self, conn: socket.socket, response: Response, head_only: bool = False) -> None:
+        head = response.head()
+        body = b"" if head_only else response.body
         with contextlib.suppress(OSError):  # the client left: nothing to do
-            await send_all(conn, data)
+            # Head and body in one call, without copying the body (20 MB for /status at
+            # 50,000 checks) behind the head; what the socket did not take, after.
+            try:
+                sent = conn.sendmsg([head, body])
+            except BlockingIOError:
+                sent = 0
+            if sent < len(head):
+                await send_all(conn, head[sent:])
+                sent = len(head)
+            await send_all(conn, memoryview(body)[sent - len(head) :])
             conn.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seesaw_healthcheck import checkers
-from seesaw_healthcheck.channel import FRESH_OFFSET, SLOT_SIZE, SharedTable, slot_offset
+from seesaw_healthcheck.channel import FRESH_OFFSET, SLOT, SLOT_SIZE, SharedTable, slot_offset
 from seesaw_healthcheck.control.http import HttpError
 from seesaw_healthcheck.control.table import Entry, Table
-from seesaw_healthcheck.model import CHECKER_KINDS, Mode, State, ip_from_bytes, ip_text
+from seesaw_healthcheck.model import CHECKER_KINDS, Config, Mode, State, ip_from_bytes, ip_text
 
 quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
@@ -53,20 +53,13 @@ _KINDS = frozenset(CHECKER_KINDS.values()) | {"unknown"}
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
 MODE_NAMES: dict[int, str] = {Mode.PLAIN: "plain", Mode.DSR: "dsr", Mode.TUN: "tun"}
 
-_second_text: dict[int, str] = {}
-
 
 def rfc3339(unix_ns: int) -> str | None:
     """``2026-12-03T07:24:38.123456Z`` (microseconds), or None for 0 (never)."""
     if not unix_ns:
         return None
     seconds, ns = divmod(unix_ns, 1_000_000_000)
-    text = _second_text.get(seconds)
-    if text is None:
-        if len(_second_text) > 4096:
-            _second_text.clear()
-        text = _second_text[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{text}.{ns // 1000:06d}Z"
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{ns // 1000:06d}Z"
 
 
 def address_text(raw: bytes) -> str | None:
@@ -244,9 +237,12 @@ class StatusRenderer:
         self._entries: list[Entry] = []  # by id
         self._position: dict[int, int] = {}  # id -> index in _entries
         self._slots: dict[SharedTable, list[int]] = {}  # slot -> index (-1: none)
+        # by index: the config and problem each check's config part was made of
+        self._made_of: list[tuple[Config, str | None]] = []
         # the document's parts: [head, 4 per check..., tail]
         self._parts: list[bytes] = [b"", b"]}\n"]
         self._version = -1
+        self._second_text: dict[int, bytes] = {}  # Unix second -> its RFC 3339 text
 
     def render(self, server: ServerInfo, filters: Filters) -> bytes:
         self._refresh()
@@ -282,24 +278,63 @@ class StatusRenderer:
         position = self._position
         entries = self._entries
         parts = self._parts
+        numbers = self._numbers_json
+        unpack = SLOT.unpack_from
         for shared, slots in self._slots.items():
+            buffer = shared.buffer
             for slot in _fresh_slots(shared, len(slots)):
                 index = slots[slot]
                 if index >= 0:
-                    parts[3 + _PARTS * index] = _numbers_json(entries[index])
+                    # No lock: a write racing this read marks the slot fresh again, so a
+                    # torn read is redone by the next render.
+                    check_id, start, duration, failures, successes, consecutive, _, _ = unpack(
+                        buffer, _SLOTS_AT + slot * SLOT_SIZE
+                    )
+                    parts[3 + _PARTS * index] = (
+                        numbers(start, duration, failures, successes, consecutive)
+                        if check_id == entries[index].id
+                        else _NO_NUMBERS
+                    )
         for check_id in touched:
             index = position.get(check_id, -1)
             if index >= 0:
                 entry = entries[index]
                 at = 1 + _PARTS * index
-                parts[at] = _config_json(entry)
+                if self._made_of[index] != (entry.config, entry.problem):
+                    self._made_of[index] = (entry.config, entry.problem)
+                    parts[at] = _config_json(entry)
                 parts[at + 1] = _state_json(entry)
                 parts[at + 3] = _message_json(entry)
+
+    def _numbers_json(
+        self, start: int, duration: int, failures: int, successes: int, consecutive: int
+    ) -> bytes:
+        """ "last_check" to "consecutive_failures", and a comma (what ``check_json`` says)."""
+        if not start:
+            if not (duration or failures or successes or consecutive):
+                return _NO_NUMBERS
+            return (
+                b'"last_check":null,"duration":%a,"failures":%d,"successes":%d,'
+                b'"consecutive_failures":%d,' % (duration / 1e9, failures, successes, consecutive)
+            )
+        seconds, ns = divmod(start, 1_000_000_000)
+        second = self._second_text.get(seconds)
+        if second is None:
+            if len(self._second_text) > 4096:
+                self._second_text.clear()
+            second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)).encode()
+            self._second_text[seconds] = second
+        return (
+            b'"last_check":"%s.%06dZ","duration":%a,"failures":%d,"successes":%d,'
+            b'"consecutive_failures":%d,'
+            % (second, ns // 1000, duration / 1e9, failures, successes, consecutive)
+        )
 
     def _rebuild(self) -> None:
         table = self.table
         self._version = table.version
         entries = self._entries = sorted(table, key=lambda e: e.id)
+        old_position = self._position
         self._position = {entry.id: index for index, entry in enumerate(entries)}
         self._slots = {}
         for index, entry in enumerate(entries):
@@ -310,19 +345,34 @@ class StatusRenderer:
                 slots[entry.slot] = index
         for shared, slots in self._slots.items():
             _fresh_slots(shared, len(slots))  # all read again below
+        # The config parts of the checks whose config and problem are the ones they were
+        # made of are kept (a fetch that adds or removes checks changes the version).
+        old_parts, old_made_of = self._parts, self._made_of
+        made_of = self._made_of = []
         parts = [b""]
         for entry in entries:
+            made = (entry.config, entry.problem)
+            old = old_position.get(entry.id, -1)
+            if old >= 0 and old_made_of[old] == made:
+                config = old_parts[1 + _PARTS * old]
+            else:
+                config = _config_json(entry)
+            made_of.append(made)
             parts += (
-                _config_json(entry),
+                config,
                 _state_json(entry),
-                _numbers_json(entry),
+                self._numbers_json(*entry.numbers()),
                 _message_json(entry),
             )
         parts.append(b"]}\n")
         self._parts = parts
 
 
-_FRESH_AT = slot_offset(0) + FRESH_OFFSET
+_SLOTS_AT = slot_offset(0)
+_FRESH_AT = _SLOTS_AT + FRESH_OFFSET
+_NO_NUMBERS = (
+    b'"last_check":null,"duration":0.0,"failures":0,"successes":0,"consecutive_failures":0,'
+)
 _FRESH = re.compile(b"\x01")
 
 
@@ -350,16 +400,10 @@ def _totals_of(table: Table) -> dict[str, Any]:
 
 
 def _config_json(entry: Entry) -> bytes:
-    """The check's JSON from its first key to "retries" (and a comma), kept on the entry
-    while its config and problem hold."""
-    cached = entry.json_config
-    if cached is not None and cached[0] is entry.config and cached[1] == entry.problem:
-        return cached[2]
+    """The check's JSON from its first key to "retries", and a comma."""
     whole = check_json(entry)
     fixed = {key: whole[key] for key in _CONFIG_KEYS}
-    text = json.dumps(fixed, separators=(",", ":"))[:-1].encode() + b","
-    entry.json_config = (entry.config, entry.problem, text)
-    return text
+    return json.dumps(fixed, separators=(",", ":"))[:-1].encode() + b","
 
 
 _CONFIG_KEYS = ("id", "type", "description", "target", "interval", "timeout", "retries")
@@ -374,16 +418,6 @@ def _state_json(entry: Entry) -> bytes:
     """ "state" and "since", and a comma."""
     head = _STATE_TEXT.get(entry.state) or _STATE_TEXT[State.UNKNOWN]
     return f"{head}{_quoted(rfc3339(entry.since_ns))},".encode()
-
-
-def _numbers_json(entry: Entry) -> bytes:
-    """ "last_check" to "consecutive_failures", from the check's slot, and a comma."""
-    start, duration, failures, successes, consecutive = entry.numbers()
-    return (
-        f'"last_check":{_quoted(rfc3339(start))},"duration":{duration / 1e9!r},'
-        f'"failures":{failures},"successes":{successes},'
-        f'"consecutive_failures":{consecutive},'
-    ).encode()
 
 
 def _message_json(entry: Entry) -> bytes:

@@ -28,7 +28,6 @@ class Entry:
     __slots__ = (
         "config",
         "id",
-        "json_config",
         "kind",
         "message",
         "problem",
@@ -55,7 +54,6 @@ class Entry:
         self.since_ns = 0  # Unix ns of the last transition (0: none yet)
         self.message = ""
         # /status's text of its config, kept while config and problem hold (control.status)
-        self.json_config: tuple[Config, str | None, bytes] | None = None
 
     def numbers(self) -> tuple[int, int, int, int, int]:
         """(LastCheck Unix ns, Duration ns, failures, successes, consecutive failures) of
