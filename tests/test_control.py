@@ -248,3 +248,39 @@ def test_a_worker_whose_checks_shrink_to_a_quarter_is_recycled_without_a_notific
         assert all(e.numbers()[3] + e.numbers()[2] > runs[e.id] for e in control.table)
     finally:
         control.close()
+
+
+def test_a_big_shrink_gives_back_the_per_check_collections_and_the_slots_above_those_in_use(
+    engine: FakeEngine, checks: ScriptedChecks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CPython keeps a dict's peak capacity after deletions, and the slot allocator would
+    keep a free slot number per removed check: after 5,000 checks shrink to 10, both are
+    sized to what is left, and the checks left keep their slots and numbers. The worker
+    gets the removals in 10 chunks and gives memory back once (a full collection each)."""
+    import sys
+
+    from seesaw_healthcheck.worker import worker as worker_module
+
+    releases: list[float] = []
+    monkeypatch.setattr(worker_module, "release", lambda: releases.append(0.0))
+    engine.configs = {i: tcp_config(i, 9500) for i in range(1, 5001)}
+    control, _, _ = control_in_virtual_time(engine, checks, **FAST)
+    try:
+        run_for(control, 3.0)
+        worker = control.workers[0]
+        peak_size = sys.getsizeof(control.table.entries)
+        kept = [*range(1, 10), 1200]
+        slots = {i: control.table.entries[i].slot for i in kept}
+        assert max(slots.values()) < 4999
+        engine.configs = {i: engine.configs[i] for i in kept}
+        run_for(control, 2.0)
+        assert len(releases) == 1
+        assert sys.getsizeof(control.table.entries) < peak_size / 50
+        assert worker.alloc_slot() == min(set(range(5000)) - set(slots.values()))
+        assert worker._next_slot == max(slots.values()) + 1
+        assert {i: control.table.entries[i].slot for i in kept} == slots
+        runs = {e.id: e.numbers()[3] for e in control.table}
+        run_for(control, 2.0)
+        assert all(e.numbers()[3] > runs[e.id] > 0 for e in control.table)
+    finally:
+        control.close()

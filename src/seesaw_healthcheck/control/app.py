@@ -218,7 +218,7 @@ class Control:
             self.notifier.queue.discard(gone)
             self.hub.discard(gone)
         if len(gone) >= SHRINK_RELEASE:
-            self.reactor.call_later(0.0, release)  # after this apply's own garbage
+            self.reactor.call_later(0.0, self._give_back_memory)  # after this apply's garbage
 
         fresh = self.reuse.fresh
         for check_id, maybe_config in configs.items():
@@ -282,12 +282,23 @@ class Control:
                 running[entry.worker] += 1
         for worker, count in zip(self.workers, running, strict=True):
             worker.peak_checks = max(worker.peak_checks, count)
+            if worker.recycling:
+                continue  # asked already: it stops once it has taken what was queued
             if worker.peak_checks >= RECYCLE_PEAK and count * 4 <= worker.peak_checks:
                 log.info(
                     "Check worker %d went from %d checks to %d: recycling it",
                     worker.index, worker.peak_checks, count,
                 )  # fmt: skip
                 worker.recycle()
+
+    def _give_back_memory(self) -> None:
+        """After a big shrink: the per-check collections sized to what is left, the slots
+        above the highest in use given back, then the free heap (``memory.release``)."""
+        self.table.compact()
+        self._logged_problems = dict(self._logged_problems)
+        for index, worker in enumerate(self.workers):
+            worker.trim_slots(e.slot for e in self.table if e.worker == index and e.slot >= 0)
+        release()
 
     def _configure(self, entry: Entry, config: Config) -> bool:
         """True when ``config`` can run (then it is marked running; the caller sends it)."""

@@ -121,6 +121,12 @@ class Table:
     def get(self, check_id: int) -> Entry | None:
         return self.entries.get(check_id)
 
+    def compact(self) -> None:
+        """Copy the per-check collections to their size: CPython never shrinks a dict or
+        a set on deletion, so after 100,000 checks go each would keep ~5 MB."""
+        self.entries = dict(self.entries)
+        self.touched = set(self.touched)
+
     def add(self, entry: Entry) -> None:
         self.version += 1
         self.entries[entry.id] = entry

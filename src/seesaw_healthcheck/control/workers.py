@@ -15,7 +15,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from seesaw_healthcheck.channel import (
@@ -145,6 +145,15 @@ class WorkerProcess:
             self._free.clear()
             self._next_slot = 0
             self.shared.release(0)
+
+    def trim_slots(self, in_use: Iterable[int]) -> None:
+        """Forget the free slots above the highest one in use and give their memory back
+        (after a big shrink: the free list would hold a number per check removed)."""
+        used = set(in_use)
+        self._next_slot = max(used, default=-1) + 1
+        self._free = [slot for slot in range(self._next_slot) if slot not in used]
+        heapq.heapify(self._free)
+        self.shared.release(self._next_slot)
 
     # -- the process --------------------------------------------------------------------
 
