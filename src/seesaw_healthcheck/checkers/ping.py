@@ -26,6 +26,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Final, cast
 
 from seesaw_healthcheck.checkers.base import CheckError, Result, elapsed_ns, now_ns
 from seesaw_healthcheck.checkers.dial import endpoint, errno_text, set_mark
@@ -205,11 +206,9 @@ class EchoSocket:
         self._idle_timer.cancel()
         self.reactor.remove_reader(self.sock)
         self.sock.close()
-        sockets = _sockets.get(self.reactor)
-        if sockets is not None and sockets.get((self.family, self.mark)) is self:
+        sockets = _sockets(self.reactor)
+        if sockets.get((self.family, self.mark)) is self:
             del sockets[(self.family, self.mark)]
-            if not sockets:  # the reactor's last one: forget the reactor too
-                del _sockets[self.reactor]
 
 
 def _open_icmp_socket(family: socket.AddressFamily, mark: int) -> tuple[socket.socket, bool]:
@@ -259,14 +258,19 @@ def _install_filter(sock: socket.socket, family: socket.AddressFamily) -> None:
         sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", mask))
 
 
-# Each reactor's open shared sockets. Not a WeakKeyDictionary: the compiled Reactor takes
-# no weak references. An entry goes with the reactor's last socket, which closes when idle
-# or when the reactor closes.
-_sockets: dict[Reactor, dict[tuple[int, int], EchoSocket]] = {}
+_SOCKETS: Final = object()  # the key of a reactor's open shared sockets in its run_vars
+
+
+def _sockets(reactor: Reactor) -> dict[tuple[int, int], EchoSocket]:
+    """The reactor's open shared sockets by (family, mark)."""
+    sockets = reactor.run_vars.get(_SOCKETS)
+    if sockets is None:
+        sockets = reactor.run_vars[_SOCKETS] = {}
+    return cast("dict[tuple[int, int], EchoSocket]", sockets)
 
 
 def echo_socket(reactor: Reactor, family: socket.AddressFamily, mark: int) -> EchoSocket:
-    sockets = _sockets.setdefault(reactor, {})
+    sockets = _sockets(reactor)
     shared = sockets.get((family, mark))
     if shared is None or shared.closed:
         shared = sockets[(family, mark)] = EchoSocket(reactor, family, mark)
@@ -275,12 +279,12 @@ def echo_socket(reactor: Reactor, family: socket.AddressFamily, mark: int) -> Ec
 
 def close_sockets(reactor: Reactor) -> None:
     """Close the reactor's shared ICMP sockets now (``Reactor.close()`` does it too)."""
-    for shared in list(_sockets.get(reactor, {}).values()):
+    for shared in list(_sockets(reactor).values()):
         shared.close()
 
 
 def open_sockets(reactor: Reactor) -> list[EchoSocket]:
-    return list(_sockets.get(reactor, {}).values())
+    return list(_sockets(reactor).values())
 
 
 @functools.lru_cache(maxsize=4096)
