@@ -566,3 +566,23 @@ def test_checker_type_of_each_model_type() -> None:
         pb.CheckerType.values()
     ) - {pb.CHECKER_TYPE_UNSPECIFIED}
     assert convert.checker_type(None) == pb.CHECKER_TYPE_UNSPECIFIED
+
+
+def test_a_check_sent_again_unchanged_keeps_its_config_object() -> None:
+    """With a ConfigReuse, the next SetChecks takes over the Config of every check whose
+    bytes did not change; a changed, an invalid or a dropped check is not kept."""
+    reuse = convert.ConfigReuse()
+    checks = [convert.check_to_proto(gopeer.recipe_config(i)) for i in range(1, 101)]
+    first, errors = convert.checks_from_proto([wire(c) for c in checks], reuse)
+    assert not errors and sorted(reuse.entries) == list(range(1, 101))
+    checks[4].retries += 1  # id 5 changed
+    checks[9].interval.Clear()  # id 10 now invalid
+    del checks[-1]  # id 100 dropped
+    second, errors = convert.checks_from_proto([wire(c) for c in checks], reuse)
+    assert [e.id for e in errors] == [10]
+    assert second[5] is not first[5] and second[5].retries == first[5].retries + 1
+    assert all(second[i] is first[i] for i in second if i != 5)
+    assert sorted(second) == sorted(set(range(1, 100)) - {10})
+    assert sorted(reuse.entries) == sorted(second)
+    # what is kept is what a fresh conversion gives
+    assert second == convert.checks_from_proto([wire(c) for c in checks])[0]

@@ -99,6 +99,10 @@ class WatchHub:
 class _Servicer(pb_grpc.HealthcheckServicer):
     def __init__(self, control: Control) -> None:
         self.control = control
+        # One SetChecks at a time: each is the whole desired set, and the next one's
+        # conversion starts from what the last one kept.
+        self._set_lock = threading.Lock()
+        self._reuse = convert.ConfigReuse()
 
     def SetChecks(
         self, request: pb.SetChecksRequest, context: grpc.ServicerContext
@@ -109,8 +113,9 @@ class _Servicer(pb_grpc.HealthcheckServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"checks come from {control.source} (-config_source grpc takes them here)",
             )
-        configs, errors = convert.checks_from_proto(request.checks)
-        control.call(lambda: control.apply(configs))
+        with self._set_lock:
+            configs, errors = convert.checks_from_proto(request.checks, self._reuse)
+            control.call(lambda: control.apply(configs))
         return pb.SetChecksResponse(errors=errors)
 
     def ListStatus(

@@ -222,14 +222,30 @@ def check_error(check_id: int, index: int, reason: str) -> pb.CheckError:
     return pb.CheckError(id=check_id, reason=reason, index=index)
 
 
+class ConfigReuse:
+    """Carried from one SetChecks to the next: each valid check's bytes and its Config, so
+    that a check sent again unchanged keeps its very Config object (the control process
+    then passes it over at the cost of an identity test) instead of being converted and
+    compared again: a serialization in C instead of ~20 µs of Python per check. As
+    ``gob.ReuseMap`` does for the engine's fetches."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[bytes, model.Config]] = {}
+
+
 def checks_from_proto(
-    checks: Sequence[pb.Check],
+    checks: Sequence[pb.Check], reuse: ConfigReuse | None = None
 ) -> tuple[dict[int, model.Config], list[pb.CheckError]]:
     """A SetChecksRequest's checks: the configs that can run, by id, and one CheckError
-    per other check, in request order.
+    per other check, in request order. With ``reuse``, unchanged checks keep the Config
+    of the last call, and ``reuse`` then holds this call's.
 
     Every occurrence of a duplicated id is rejected: which one was meant is unknowable.
     """
+    previous = reuse.entries if reuse is not None else {}
+    kept: dict[int, tuple[bytes, model.Config]] = {}
     configs: dict[int, model.Config] = {}
     errors: list[pb.CheckError] = []
     counts = Counter(c.id for c in checks)
@@ -247,6 +263,12 @@ def checks_from_proto(
             )
             errors.append(check_error(check_id, index, reason))
             continue
+        raw = check.SerializeToString(deterministic=True) if reuse is not None else b""
+        last = previous.get(check_id)
+        if last is not None and last[0] == raw:
+            configs[check_id] = last[1]
+            kept[check_id] = last
+            continue
         try:
             config = check_from_proto(check)
         except CheckInvalid as err:
@@ -257,6 +279,10 @@ def checks_from_proto(
             errors.append(check_error(check_id, index, problem))
             continue
         configs[check_id] = config
+        if reuse is not None:
+            kept[check_id] = (raw, config)
+    if reuse is not None:
+        reuse.entries = kept
     return configs, errors
 
 
