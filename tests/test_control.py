@@ -284,3 +284,37 @@ def test_a_big_shrink_gives_back_the_per_check_collections_and_the_slots_above_t
         assert all(e.numbers()[3] > runs[e.id] > 0 for e in control.table)
     finally:
         control.close()
+
+
+def test_a_recycled_worker_gets_its_checks_slots_packed_with_their_numbers(
+    engine: FakeEngine, checks: ScriptedChecks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks left after a shrink hold slots high in the table; before the worker's
+    next process they move to the start, their numbers with them: counters go on from
+    where they were and the engine hears nothing."""
+    from seesaw_healthcheck.control import app
+
+    monkeypatch.setattr(app, "RECYCLE_PEAK", 40)
+    engine.configs = {i: tcp_config(i, 9500 + i % 2) for i in range(1, 41)}
+    checks.up[9501] = False
+    control, _, launcher = control_in_virtual_time(engine, checks, **FAST)
+    try:
+        run_for(control, 4.0)
+        heard = len(engine.notifications())
+        kept = range(31, 41)
+        before = {i: control.table.entries[i].numbers() for i in kept}
+        assert sorted(control.table.entries[i].slot for i in kept) == list(range(30, 40))
+        engine.configs = {i: engine.configs[i] for i in kept}
+        run_for(control, 4.0)
+        assert len(launcher.started) == 2  # recycled
+        assert sorted(e.slot for e in control.table) == list(range(10))
+        assert control.workers[0].alloc_slot() == 10
+        assert len(engine.notifications()) == heard  # no Unknown, no transition
+        for entry in control.table:
+            start, _, failures, successes, _ = entry.numbers()
+            was_start, _, was_failures, was_successes, _ = before[entry.id]
+            assert start > was_start
+            assert failures + successes > was_failures + was_successes >= 3
+            assert (failures > was_failures) == (entry.id % 2 == 1)
+    finally:
+        control.close()

@@ -419,6 +419,7 @@ class Control:
     def _restart(self, worker: WorkerProcess) -> None:
         if worker.alive or worker.stopping:
             return
+        self._pack_slots(worker)
         try:
             worker.start()
         except OSError as err:
@@ -427,6 +428,18 @@ class Control:
             return
         adds = [(e, e.config) for e in self.table if e.worker == worker.index and e.running]
         self._send(worker, adds, [], [], self.reactor.time())
+
+    def _pack_slots(self, worker: WorkerProcess) -> None:
+        """Before a worker's next process: its checks' slots packed at the table's start."""
+        entries = sorted(
+            (e for e in self.table if e.worker == worker.index and e.slot >= 0),
+            key=lambda e: e.slot,
+        )
+        if entries and entries[-1].slot < len(entries) * 2:
+            return  # packed enough
+        for entry, slot in zip(entries, worker.pack_slots([e.slot for e in entries]), strict=True):
+            entry.slot = slot
+        self.table.version += 1  # readers that map slots to checks must map them again
 
     # -- periodic re-notify --------------------------------------------------------------
 
