@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from .types import (
+    BASIC_IDS,
     BOOL_ID,
     BYTES_ID,
     COMPLEX_ID,
@@ -77,16 +78,6 @@ _BASIC_NAMES = {
     STRING_ID: "string",
     COMPLEX_ID: "complex",
     INTERFACE_ID: "interface",
-}
-_BASIC_OF: dict[type, int] = {
-    Bool: BOOL_ID,
-    Int: INT_ID,
-    Uint: UINT_ID,
-    Float: FLOAT_ID,
-    Bytes: BYTES_ID,
-    String: STRING_ID,
-    Complex: COMPLEX_ID,
-    Interface: INTERFACE_ID,
 }
 _GENERIC_BASICS: dict[int, GobType | None] = {
     BOOL_ID: Bool(),
@@ -626,7 +617,7 @@ class Decoder:
             return self._encoded_op(t)
         if wt is not None and wt.kind in (GOB_ENCODER_T, BINARY_MARSHALER_T, TEXT_MARSHALER_T):
             raise self._mismatch(tid, t, pos)
-        want = _BASIC_OF.get(type(t))
+        want = BASIC_IDS.get(type(t))
         if want is not None:
             if tid != want:
                 raise self._mismatch(tid, t, pos)

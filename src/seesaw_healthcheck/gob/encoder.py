@@ -13,14 +13,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from .types import (
-    BOOL_ID,
-    BYTES_ID,
-    COMPLEX_ID,
-    FLOAT_ID,
-    INT_ID,
-    INTERFACE_ID,
-    STRING_ID,
-    UINT_ID,
+    BASIC_IDS,
     Array,
     Bool,
     Bytes,
@@ -58,16 +51,6 @@ MAX_MESSAGE = 1 << 30
 Emit = Callable[["Encoder", bytearray, Any], None]
 _F32 = struct.Struct("<f")
 
-_BASIC_IDS: dict[type, int] = {
-    Bool: BOOL_ID,
-    Int: INT_ID,
-    Uint: UINT_ID,
-    Float: FLOAT_ID,
-    Bytes: BYTES_ID,
-    String: STRING_ID,
-    Complex: COMPLEX_ID,
-    Interface: INTERFACE_ID,
-}
 _ENCODER_KINDS = {"gob": GOB_ENCODER_T, "binary": BINARY_MARSHALER_T, "text": TEXT_MARSHALER_T}
 
 
@@ -105,7 +88,7 @@ class TypeIds:
     def lookup(self, t: GobType) -> int:
         """The id of ``t``, building it (with its Go name) if this is its first use."""
         b = base_of(t)
-        basic = _BASIC_IDS.get(type(b))
+        basic = BASIC_IDS.get(type(b))
         if basic is not None:
             return basic
         return self._get(b.go_name, b).id
@@ -117,7 +100,7 @@ class TypeIds:
 
     def _ref(self, name: str, t: GobType) -> WireType | int:
         b = base_of(t)
-        basic = _BASIC_IDS.get(type(b))
+        basic = BASIC_IDS.get(type(b))
         if basic is not None:
             return basic
         return self._get(name, b)

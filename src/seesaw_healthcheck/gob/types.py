@@ -384,7 +384,20 @@ GobType = Union[  # noqa: UP007 - a runtime alias of many classes reads better s
     GobEncoded,
 ]
 
+# The type of each of Go's predefined type ids.
+BASIC_IDS: dict[type, int] = {
+    Bool: BOOL_ID,
+    Int: INT_ID,
+    Uint: UINT_ID,
+    Float: FLOAT_ID,
+    Bytes: BYTES_ID,
+    String: STRING_ID,
+    Complex: COMPLEX_ID,
+    Interface: INTERFACE_ID,
+}
+
 __all__ = [
+    "BASIC_IDS",
     "NEED_DATA",
     "TIME",
     "Array",
