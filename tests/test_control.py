@@ -11,6 +11,7 @@ import pytest
 from tests.inprocess import (
     SECOND,
     FakeEngine,
+    InProcessWorkers,
     ScriptedChecks,
     control_in_virtual_time,
     run_for,
@@ -223,19 +224,27 @@ def test_a_ten_minute_engine_outage_logs_two_errors_and_a_summary_a_minute(
     assert all(got[i].status.failures >= 60 for i in range(1, 11, 2))
 
 
-def test_a_worker_whose_checks_shrink_to_a_quarter_is_recycled_without_a_notification(
+def forty_checks_of_a_worker_recycled_at_40(
     engine: FakeEngine, checks: ScriptedChecks, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A new process gives back the memory Python keeps after most checks are gone; the
-    remaining checks resume from the table's state: the engine hears nothing about it."""
+) -> tuple[Control, InProcessWorkers]:
+    """40 checks (the odd ids failing) run 4 s by a worker recycled when they fall to 10."""
     from seesaw_healthcheck.control import app
 
     monkeypatch.setattr(app, "RECYCLE_PEAK", 40)
     engine.configs = {i: tcp_config(i, 9500 + i % 2) for i in range(1, 41)}
     checks.up[9501] = False
     control, _, launcher = control_in_virtual_time(engine, checks, **FAST)
+    run_for(control, 4.0)
+    return control, launcher
+
+
+def test_a_worker_whose_checks_shrink_to_a_quarter_is_recycled_without_a_notification(
+    engine: FakeEngine, checks: ScriptedChecks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new process gives back the memory Python keeps after most checks are gone; the
+    remaining checks resume from the table's state: the engine hears nothing about it."""
+    control, launcher = forty_checks_of_a_worker_recycled_at_40(engine, checks, monkeypatch)
     try:
-        run_for(control, 4.0)
         heard = len(engine.notifications())
         assert heard == 40
         engine.configs = {i: tcp_config(i, 9500 + i % 2) for i in range(1, 11)}
@@ -292,14 +301,8 @@ def test_a_recycled_worker_gets_its_checks_slots_packed_with_their_numbers(
     """The checks left after a shrink hold slots high in the table; before the worker's
     next process they move to the start, their numbers with them: counters go on from
     where they were and the engine hears nothing."""
-    from seesaw_healthcheck.control import app
-
-    monkeypatch.setattr(app, "RECYCLE_PEAK", 40)
-    engine.configs = {i: tcp_config(i, 9500 + i % 2) for i in range(1, 41)}
-    checks.up[9501] = False
-    control, _, launcher = control_in_virtual_time(engine, checks, **FAST)
+    control, launcher = forty_checks_of_a_worker_recycled_at_40(engine, checks, monkeypatch)
     try:
-        run_for(control, 4.0)
         heard = len(engine.notifications())
         kept = range(31, 41)
         before = {i: control.table.entries[i].numbers() for i in kept}
